@@ -1,0 +1,1 @@
+"""Landmark backends, each imported only when `create_detector` asks for it."""

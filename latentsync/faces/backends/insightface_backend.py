@@ -1,0 +1,65 @@
+"""insightface backend: SCRFD face finder + 106-point landmarks, the scheme the official 1.5/1.6 data pipeline used.
+
+insightface is not a dependency: users install it (with onnxruntime or onnxruntime-gpu) and supply its model
+pack. The pack is looked for before insightface is asked, because insightface would otherwise try to download it.
+insightface's pretrained models are for non-commercial research use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..landmarks import BackendUnavailableError, Face, check_frame, require, resolve_device
+
+# The official pipeline's detector input size.
+DETECT_SIZE = 512
+
+
+class InsightFaceDetector:
+    """insightface faces with 106 landmarks.
+
+    Options: `root` — folder holding ``models/<model>/*.onnx`` (the official layout is
+    checkpoints/auxiliary/models/buffalo_l); `model` — the pack's name; `det_size` — the face finder's square input
+    size. The frame goes to insightface unchanged, as RGB, exactly as the official pipeline passed its frames, so
+    the landmarks match what the released checkpoints were trained on (insightface itself expects BGR).
+    """
+
+    name = "insightface"
+
+    def __init__(
+        self,
+        device: str | None = None,
+        *,
+        root: str | Path = "checkpoints/auxiliary",
+        model: str = "buffalo_l",
+        det_size: int = DETECT_SIZE,
+    ) -> None:
+        model_dir = Path(root).expanduser() / "models" / model
+        if not any(model_dir.glob("*.onnx")):
+            raise BackendUnavailableError(
+                f"insightface model folder {model_dir} is missing or holds no .onnx files; put the {model!r} pack "
+                f"there (its detection and 2d106 landmark models), or pass root= the folder that holds models/{model}"
+            )
+        app_module = require("insightface.app", "pip install insightface onnxruntime-gpu (or onnxruntime)")
+        device = resolve_device(device)
+        if device.startswith("cuda"):
+            index = int(device.partition(":")[2] or 0)
+            providers: list = [("CUDAExecutionProvider", {"device_id": index})]
+            ctx_id = index
+        else:
+            providers, ctx_id = ["CPUExecutionProvider"], -1
+        self._app = app_module.FaceAnalysis(
+            name=model,
+            root=str(Path(root).expanduser()),
+            allowed_modules=["detection", "landmark_2d_106"],
+            providers=providers,
+        )
+        self._app.prepare(ctx_id=ctx_id, det_size=(det_size, det_size))
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        frame = check_frame(frame)
+        return [
+            Face(box=face.bbox, landmarks=face.landmark_2d_106, score=face.det_score) for face in self._app.get(frame)
+        ]

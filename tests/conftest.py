@@ -1,0 +1,39 @@
+"""Shared fixtures: the read-only assets, specs and goldens beside the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ASSETS = SHARED / "assets"
+SPEC = SHARED / "spec"
+GOLDEN = SHARED / "golden"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    if not ASSETS.is_dir():
+        pytest.fail(f"shared assets not found at {ASSETS}")
+    return ASSETS
+
+
+@pytest.fixture(scope="session")
+def spec_dir() -> Path:
+    return SPEC
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    return GOLDEN
+
+
+def read_manifest(name: str) -> list[tuple[str, tuple[int, ...], str]]:
+    """(key, shape, kind) rows of `../shared/spec/manifest_<name>.tsv`, in state_dict order."""
+    rows = []
+    for line in (SPEC / f"manifest_{name}.tsv").read_text().splitlines():
+        key, shape, _dtype, kind = line.split("\t")
+        rows.append((key, tuple(int(s) for s in shape.split(",") if s), kind))
+    return rows

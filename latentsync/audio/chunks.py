@@ -1,0 +1,58 @@
+"""Slicing the 50 rows/s feature array into the per-video-frame audio embeddings the U-Net attends to.
+
+Each video frame sees 10 feature rows (0.2 s) around its own time: the frames' worth of context the
+official checkpoints were trained with (two video frames before, two after, at 2 rows per frame).
+Rows are flattened time-major, so token `layers * t + layer` is layer `layer` of row t.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+FEATURE_RATE = 50  # feature rows per second: one per two 10 ms mel frames
+ROWS_BEFORE = 4  # rows before a frame's centre row (2 frames x 2 rows)
+ROWS_AFTER = 6  # rows from the centre row on (centre row, its pair, and 2 frames x 2 rows)
+TRAINING_FRAMES = 16  # frames per training sample
+TRAINING_FPS = 25  # training clips are resampled to 25 fps
+
+
+def num_video_frames(num_rows: int, fps: float = 25) -> int:
+    """How many frames the official pipeline makes for `num_rows` feature rows at `fps`.
+
+    The official loop emits frame i, then stops once frame i's start row int(i * 50 / fps) is past
+    the last row, so it runs one to two frames beyond the audio: N // 2 + 2 at 25 fps.
+    """
+    if num_rows <= 0:
+        raise ValueError(f"num_rows must be positive, got {num_rows}")
+    step = FEATURE_RATE / float(fps)
+    first_past_end = max(int(num_rows / step) - 2, 0)  # a frame known to start within the audio
+    while int(first_past_end * step) <= num_rows:
+        first_past_end += 1
+    return first_past_end + 1
+
+
+def frame_chunks(features: torch.Tensor, fps: float = 25, start: int = 0, count: int | None = None) -> torch.Tensor:
+    """Per-frame embeddings (count, 10 * layers, width) for video frames start .. start + count - 1.
+
+    `features` is the (N, layers, width) array from `AudioEncoder.features`. Without `count`, frames run
+    to the official frame count (`num_video_frames`); frames beyond the audio repeat its last row.
+    """
+    if features.ndim != 3 or len(features) == 0:
+        raise ValueError(f"features must be a non-empty (rows, layers, width) array, got shape {tuple(features.shape)}")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if count is None:
+        count = max(num_video_frames(len(features), fps) - start, 0)
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    frames = np.arange(start, start + count, dtype=np.int64)
+    centres = np.floor(frames * FEATURE_RATE / float(fps)).astype(np.int64)
+    rows = np.clip(centres[:, None] + np.arange(-ROWS_BEFORE, ROWS_AFTER), 0, len(features) - 1)
+    picked = features[torch.from_numpy(rows).to(features.device)]  # (count, 10, layers, width)
+    return picked.reshape(count, -1, features.shape[-1])
+
+
+def training_window(features: torch.Tensor, start: int, num_frames: int = TRAINING_FRAMES) -> torch.Tensor:
+    """The (num_frames, 10 * layers, width) audio condition of a training clip starting at video frame `start`."""
+    return frame_chunks(features, TRAINING_FPS, start, num_frames)

@@ -1,0 +1,167 @@
+"""Whisper encoder features: the per-layer hidden states that condition the U-Net, at 50 rows per second.
+
+Only the encoder of an openai-whisper checkpoint is built and run; no text is ever decoded. The
+features reproduce the official pipeline bit for bit: one log-mel over the whole clip, 30 s windows
+padded with 0.0 in the normalised log-mel domain, the input to the first block plus every block's output
+(no final LayerNorm), and whisper's non-fused attention (the fused kernel differs by ~4e-6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from whisper.audio import HOP_LENGTH, log_mel_spectrogram
+from whisper.model import AudioEncoder as WhisperAudioEncoder
+from whisper.model import ModelDimensions, disable_sdpa
+
+from latentsync.audio.chunks import frame_chunks, training_window
+from latentsync.audio.decode import SAMPLE_RATE, AudioError, load_audio
+from latentsync.models.loading import CheckpointError, load_into
+
+WindowMode = Literal["official", "overlap"]
+MIN_SAMPLES = 2 * HOP_LENGTH  # two mel frames make one feature row
+
+
+@dataclass(frozen=True)
+class Window:
+    """One encoder pass: mel frames [start, start + window length) give feature rows [row_lo, row_hi)."""
+
+    start: int
+    row_lo: int
+    row_hi: int
+
+
+def plan_windows(num_mel_frames: int, window: int, mode: WindowMode = "official") -> list[Window]:
+    """Where each encoder window starts and which feature rows it supplies (rows are mel frames // 2).
+
+    "official": back-to-back windows from 0, each supplying all of its rows, as the official code
+    does; each window restart is a context cut (rows near every 30 s boundary see only one side).
+    "overlap": full-length windows hopping by 2/3 of a window, each supplying only its central rows
+    (the switch sits mid-way through the overlap), so every row has at least 1/6 window (5 s) of real
+    audio on each side except at the clip's ends; the last window ends at the clip's end instead of
+    being padded. A clip of at most one window is one window in both modes, so results are identical.
+    """
+    num_rows = num_mel_frames // 2
+    if mode == "official":
+        plan = [Window(s, s // 2, (s + min(window, num_mel_frames - s)) // 2) for s in range(0, num_mel_frames, window)]
+        return [w for w in plan if w.row_hi > w.row_lo]  # a 1-frame tail window supplies no row
+    if mode != "overlap":
+        raise ValueError(f"windows must be 'official' or 'overlap', got {mode!r}")
+    if num_mel_frames <= window:
+        return [Window(0, 0, num_rows)]
+    hop = window * 2 // 3 // 2 * 2  # even, so window rows stay aligned with the global rows
+    last = (num_mel_frames - window) // 2 * 2
+    starts = sorted(set(range(0, last, hop)) | {last})
+    bounds = [0] + [(a + b + window) // 4 for a, b in zip(starts, starts[1:])] + [num_rows]
+    return [Window(s, lo, hi) for s, lo, hi in zip(starts, bounds, bounds[1:])]
+
+
+class AudioEncoder:
+    """The encoder half of an openai-whisper checkpoint, turning audio into U-Net conditioning features."""
+
+    def __init__(
+        self, checkpoint_path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    ):
+        """Build the encoder from `checkpoint_path` ({"dims", "model_state_dict"}), ignoring the decoder.
+
+        Weights stay float32; `dtype` is the compute dtype (default fp16 on CUDA, fp32 elsewhere, as
+        in the official pipeline, whose whisper layers cast weights to the input's dtype).
+        """
+        self.device = torch.device(device)
+        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
+        self.dims, state_dict = _read_whisper_checkpoint(Path(checkpoint_path))
+        d = self.dims
+        self.encoder = WhisperAudioEncoder(d.n_mels, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer)
+        load_into(self.encoder, state_dict, str(checkpoint_path), strict=True)
+        self.encoder.eval().requires_grad_(False).to(self.device)
+
+    @property
+    def width(self) -> int:
+        """Channels per feature row (384 for tiny, 768 for small)."""
+        return self.dims.n_audio_state
+
+    @property
+    def num_layers(self) -> int:
+        """Hidden states per row: the first block's input plus one per block (5 for tiny, 13 for small)."""
+        return self.dims.n_audio_layer + 1
+
+    @property
+    def window_frames(self) -> int:
+        """Mel frames per encoder pass (3000 = 30 s for every released whisper model)."""
+        return 2 * self.dims.n_audio_ctx
+
+    def features(self, audio: str | Path | np.ndarray | torch.Tensor, windows: WindowMode = "official") -> torch.Tensor:
+        """Feature array (samples // 320, num_layers, width), float32 on the CPU, 50 rows per second.
+
+        `audio` is a media path or a 16 kHz mono waveform. `windows` picks how clips longer than 30 s
+        are cut (see `plan_windows`): "official" reproduces the official features, restarting the
+        encoder every 30 s (the source of the lip glitch at each restart); "overlap" gives every row
+        context on both sides at about 1.5x the encoder cost. Up to 30 s both are identical. Overlap
+        mode still switches windows (every 20 s), where rows change position within the window, so
+        features step there too (with random weights, as much as at an official restart); what it
+        removes is the missing context at window edges. One window is encoded at a time, so memory
+        beyond the output does not grow with the clip's length.
+        """
+        mel = log_mel_spectrogram(_waveform(audio), n_mels=self.dims.n_mels)
+        plan = plan_windows(mel.shape[-1], self.window_frames, windows)
+        out = torch.empty(mel.shape[-1] // 2, self.num_layers, self.width)
+        for w in plan:
+            segment = mel[:, w.start : w.start + self.window_frames]
+            segment = F.pad(segment, (0, self.window_frames - segment.shape[-1]), value=0.0)
+            hidden = self._hidden_states(segment.to(self.device, self.dtype)[None])[0]
+            out[w.row_lo : w.row_hi] = hidden[w.row_lo - w.start // 2 : w.row_hi - w.start // 2].float().cpu()
+        return out
+
+    @torch.inference_mode()
+    def _hidden_states(self, mel: torch.Tensor) -> torch.Tensor:
+        """(batch, n_audio_ctx, num_layers, width): the first block's input and every block's output."""
+        enc = self.encoder
+        x = F.gelu(enc.conv2(F.gelu(enc.conv1(mel)))).permute(0, 2, 1)
+        x = (x + enc.positional_embedding).to(x.dtype)
+        states = [x]
+        with disable_sdpa():
+            for block in enc.blocks:
+                x = block(x)
+                states.append(x)
+        return torch.stack(states, dim=2)
+
+    frame_chunks = staticmethod(frame_chunks)
+    training_window = staticmethod(training_window)
+
+
+def _waveform(audio: str | Path | np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A 1-D float32 CPU tensor of 16 kHz samples, long enough for one feature row."""
+    if isinstance(audio, (str, Path)):
+        samples = torch.from_numpy(load_audio(audio, SAMPLE_RATE))
+    else:
+        samples = torch.as_tensor(audio).detach().cpu()
+        if samples.ndim != 1 or not samples.is_floating_point():
+            shape = tuple(samples.shape)
+            raise AudioError(f"audio array must be 1-D float samples at 16 kHz, got {samples.dtype} {shape}")
+        samples = samples.float()
+    if samples.numel() < MIN_SAMPLES:
+        raise AudioError(f"audio too short: {samples.numel()} samples; one feature row needs {MIN_SAMPLES} (20 ms)")
+    return samples
+
+
+def _read_whisper_checkpoint(path: Path) -> tuple[ModelDimensions, dict[str, torch.Tensor]]:
+    """The model dimensions and the `encoder.*` weights (prefix removed) of an openai-whisper file."""
+    if not path.is_file():
+        raise CheckpointError(f"whisper checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"cannot read whisper checkpoint {path}: {exc}") from exc
+    if not isinstance(ckpt, dict) or not {"dims", "model_state_dict"} <= ckpt.keys():
+        raise CheckpointError(f"{path} is not an openai-whisper checkpoint (needs 'dims' and 'model_state_dict')")
+    try:
+        dims = ModelDimensions(**ckpt["dims"])
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: unusable whisper 'dims' {ckpt['dims']}: {exc}") from exc
+    encoder = {k.removeprefix("encoder."): v for k, v in ckpt["model_state_dict"].items() if k.startswith("encoder.")}
+    return dims, encoder

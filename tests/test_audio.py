@@ -1,0 +1,340 @@
+"""Audio decoding and Whisper features: parity with the official goldens, formats, errors, frame rules, long audio."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from whisper.model import AudioEncoder as WhisperAudioEncoder
+
+from latentsync.audio import (
+    AudioEncoder,
+    AudioError,
+    frame_chunks,
+    load_audio,
+    num_video_frames,
+    plan_windows,
+    training_window,
+)
+from latentsync.models.loading import CheckpointError
+
+TOL = 1e-4
+
+
+# ---------------------------------------------------------------- helpers and fixtures
+
+
+def _write_whisper_checkpoint(path: Path, dims: dict, encoder_state: dict[str, torch.Tensor]) -> Path:
+    """An openai-whisper format file holding only `encoder.*` weights (the decoder is never built)."""
+    torch.save({"dims": dims, "model_state_dict": encoder_state}, path)
+    return path
+
+
+def _random_narrow_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A 64-wide, 2-block whisper encoder with variance-preserving random weights: cheap on long audio."""
+    dims = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
+                n_vocab=8, n_text_ctx=8, n_text_state=64, n_text_head=4, n_text_layer=1)  # fmt: skip
+    model = WhisperAudioEncoder(80, 1500, 64, 4, 2)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            if p.ndim >= 2:
+                p.copy_(noise / p[0].numel() ** 0.5)
+            else:
+                p.copy_(1 + 0.1 * noise if name.endswith("weight") else 0.1 * noise)
+    return _write_whisper_checkpoint(path, dims, {f"encoder.{k}": v for k, v in model.state_dict().items()})
+
+
+def _encode_audio(src: Path, dest: Path, codec: str, with_video: bool = False) -> Path:
+    """Re-encode `src` as mono 44.1 kHz `codec` into `dest` (container from the suffix), optionally beside a video."""
+    with av.open(str(src)) as inp, av.open(str(dest), "w") as out:
+        stream = out.add_stream(codec, rate=44100, layout="mono")
+        stream.bit_rate = 192_000
+        if with_video:
+            video = out.add_stream("mpeg4", rate=25)
+            video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+            for i in range(25):
+                frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 10 * i, np.uint8), format="rgb24")
+                out.mux(video.encode(frame))
+            out.mux(video.encode(None))
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=44100)
+        fifo = av.AudioFifo()
+        for frame in [*inp.decode(audio=0), None]:
+            for resampled in resampler.resample(frame):
+                resampled.pts = None
+                fifo.write(resampled)
+        for frame in [*fifo.read_many(stream.frame_size or 1024, partial=True), None]:
+            out.mux(stream.encode(frame))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def golden(golden_dir: Path) -> dict:
+    return torch.load(golden_dir / "audio_features_demo1.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ref = torch.load(golden_dir / "whisper_tiny_random_encoder.pt", weights_only=True)
+    path = tmp_path_factory.mktemp("whisper") / "tiny.pt"
+    return _write_whisper_checkpoint(path, ref["dims"], ref["encoder_state_dict"])
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint: Path) -> AudioEncoder:
+    return AudioEncoder(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def narrow(tmp_path_factory: pytest.TempPathFactory) -> AudioEncoder:
+    return AudioEncoder(_random_narrow_checkpoint(tmp_path_factory.mktemp("whisper") / "narrow.pt"))
+
+
+@pytest.fixture(scope="module")
+def demo1_features(tiny: AudioEncoder, assets: Path) -> torch.Tensor:
+    return tiny.features(assets / "demo1_audio.wav")
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def test_wav_at_16k_decodes_to_the_int16_samples_bitwise(assets: Path) -> None:
+    with wave.open(str(assets / "demo1_audio.wav")) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+        expected = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768.0
+    audio = load_audio(assets / "demo1_audio.wav")
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    np.testing.assert_array_equal(audio, expected)
+
+
+def test_video_audio_track_is_decoded_to_16k_mono(assets: Path) -> None:
+    with av.open(str(assets / "demo1_video.mp4")) as c:
+        track = c.streams.audio[0]
+        seconds = float(track.duration * track.time_base)
+        assert (track.rate, track.layout.name) == (44100, "stereo")
+    audio = load_audio(assets / "demo1_video.mp4")
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) - seconds * 16000) < 160  # within 10 ms of the track's duration
+    rms = np.sqrt(np.mean(audio**2))
+    assert 0.01 < rms < 0.5 and np.abs(audio).max() <= 1.0  # speech, not silence or clipping garbage
+
+
+def _lag_and_similarity(audio: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
+    """The delay of `audio` behind `reference` in samples, and their normalised correlation at that delay."""
+    size = 1 << int(np.ceil(np.log2(len(audio) + len(reference))))
+    corr = np.fft.irfft(np.fft.rfft(audio, size) * np.conj(np.fft.rfft(reference, size)), size)
+    peak = int(np.argmax(corr))
+    lag = peak if peak < size // 2 else peak - size
+    return lag, float(corr[peak] / (np.linalg.norm(audio) * np.linalg.norm(reference)))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec", "with_video", "lag"),
+    [
+        ("m4a", "aac", False, 0),
+        ("mp3", "libmp3lame", False, 0),
+        ("mp4", "aac", True, 0),
+        # raw ADTS records no encoder delay, so (as with the ffmpeg CLI) the 1024 priming samples stay
+        ("aac", "aac", False, round(1024 * 16000 / 44100)),
+    ],
+)
+def test_compressed_copies_decode_to_the_wav_samples(
+    assets: Path, tmp_path: Path, suffix: str, codec: str, with_video: bool, lag: int
+) -> None:
+    wav = assets / "demo1_audio.wav"
+    reference = load_audio(wav)
+    audio = load_audio(_encode_audio(wav, tmp_path / f"demo1.{suffix}", codec, with_video))
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert 0 <= len(audio) - len(reference) - lag <= 1152  # codec padding is under one codec frame
+    found_lag, similarity = _lag_and_similarity(audio, reference)
+    assert found_lag == lag and similarity > 0.98
+    if lag == 0:  # same samples, aligned, up to lossy coding (~1-3 % at 192 kb/s)
+        err = audio[: len(reference)] - reference
+        assert np.sqrt(np.mean(err**2)) < 0.05 * np.sqrt(np.mean(reference**2))
+
+
+def test_decoding_at_another_rate(assets: Path) -> None:
+    audio = load_audio(assets / "demo1_audio.wav", sample_rate=8000)
+    assert abs(len(audio) - 9.6 * 8000) <= 64
+
+
+def test_missing_file_is_an_audio_error(tmp_path: Path) -> None:
+    path = tmp_path / "nope.wav"
+    with pytest.raises(AudioError, match="nope.wav.*not found"):
+        load_audio(path)
+
+
+def test_non_media_file_is_an_audio_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("these are not samples\n" * 50)
+    with pytest.raises(AudioError, match="notes.wav.*not a readable media file"):
+        load_audio(path)
+
+
+def test_file_without_audio_stream_is_an_audio_error(assets: Path) -> None:
+    with pytest.raises(AudioError, match=r"mask.png.*no audio stream.*video"):
+        load_audio(assets / "mask.png")
+
+
+def test_empty_audio_is_an_audio_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+    with pytest.raises(AudioError, match="empty.wav.*no samples"):
+        load_audio(path)
+    assert issubclass(AudioError, ValueError)
+
+
+# ---------------------------------------------------------------- encoder and official parity
+
+
+def test_features_match_the_official_golden(demo1_features: torch.Tensor, golden: dict, tiny: AudioEncoder) -> None:
+    assert (tiny.width, tiny.num_layers) == (384, 5)
+    assert demo1_features.dtype == torch.float32 and demo1_features.device.type == "cpu"
+    assert demo1_features.shape == golden["feature"].shape == (480, 5, 384)
+    assert (demo1_features - golden["feature"]).abs().max() <= TOL
+
+
+def test_frame_chunks_and_training_window_match_the_official_golden(
+    demo1_features: torch.Tensor, golden: dict, tiny: AudioEncoder
+) -> None:
+    chunks = tiny.frame_chunks(demo1_features, fps=25)
+    assert chunks.shape == (golden["num_chunks"], 50, 384) == (242, 50, 384)
+    assert (chunks[:4] - golden["chunks_first4"]).abs().max() <= TOL
+    assert (chunks[-4:] - golden["chunks_last4"]).abs().max() <= TOL
+    window = tiny.training_window(demo1_features, 0)
+    assert window.shape == (16, 50, 384)
+    assert (window - golden["train_window_start0"]).abs().max() <= TOL
+
+
+def test_waveform_input_equals_path_input(narrow: AudioEncoder, assets: Path) -> None:
+    path = assets / "demo1_audio.wav"
+    from_path = narrow.features(path)
+    samples = load_audio(path)
+    assert from_path.shape == (len(samples) // 320, 3, 64)
+    assert torch.equal(narrow.features(samples), from_path)
+    assert torch.equal(narrow.features(torch.from_numpy(samples).double()), from_path)
+
+
+def test_bad_waveforms_are_audio_errors(tiny: AudioEncoder) -> None:
+    with pytest.raises(AudioError, match="too short"):
+        tiny.features(np.zeros(319, np.float32))
+    with pytest.raises(AudioError, match="1-D float"):
+        tiny.features(np.zeros((2, 16000), np.float32))
+    with pytest.raises(ValueError, match="official.*overlap"):
+        tiny.features(np.zeros(16000, np.float32), windows="sliding")
+
+
+def test_checkpoint_decoder_keys_are_ignored_and_missing_encoder_keys_raise(
+    golden_dir: Path, tmp_path: Path
+) -> None:
+    ref = torch.load(golden_dir / "whisper_tiny_random_encoder.pt", weights_only=True)
+    with_decoder = dict(ref["encoder_state_dict"], **{"decoder.ln.weight": torch.ones(384)})
+    enc = AudioEncoder(_write_whisper_checkpoint(tmp_path / "full.pt", ref["dims"], with_decoder))
+    assert torch.equal(enc.encoder.blocks[3].mlp[2].bias, ref["encoder_state_dict"]["encoder.blocks.3.mlp.2.bias"])
+
+    partial = {k: v for k, v in ref["encoder_state_dict"].items() if "blocks.3.mlp" not in k}
+    with pytest.raises(CheckpointError, match=r"missing.*blocks\.3\.mlp"):
+        AudioEncoder(_write_whisper_checkpoint(tmp_path / "partial.pt", ref["dims"], partial))
+
+    torch.save({"state_dict": ref["encoder_state_dict"]}, tmp_path / "unet_like.pt")
+    with pytest.raises(CheckpointError, match="not an openai-whisper checkpoint"):
+        AudioEncoder(tmp_path / "unet_like.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        AudioEncoder(tmp_path / "absent.pt")
+
+
+# ---------------------------------------------------------------- frames per video fps
+
+
+def _official_frame_count(num_rows: int, fps: float) -> int:
+    """The official loop, literally: emit a frame, stop after the first frame starting past the end."""
+    count, i = 0, 0
+    while True:
+        start = int(i * (50.0 / fps))
+        count, i = count + 1, i + 1
+        if start > num_rows:
+            return count
+
+
+@pytest.mark.parametrize("fps", [25, 30, 24, 29.97, 50, 60, 12.5])
+def test_frame_count_follows_the_official_loop(fps: float) -> None:
+    for num_rows in [1, 2, 3, 7, 479, 480, 481, 1000, 1499, 1500, 12345]:
+        assert num_video_frames(num_rows, fps) == _official_frame_count(num_rows, fps)
+
+
+def test_frame_count_examples() -> None:
+    assert num_video_frames(480, 25) == 242  # 9.6 s: N // 2 + 2
+    assert num_video_frames(480, 30) == 290  # frame 289 is the first starting past row 480
+
+
+def test_chunks_at_30_fps_take_ten_rows_around_each_frame() -> None:
+    rows, layers = 480, 5
+    features = torch.arange(rows, dtype=torch.float32)[:, None, None].expand(rows, layers, 8).contiguous()
+    chunks = frame_chunks(features, fps=30)
+    assert chunks.shape == (290, 10 * layers, 8)
+    row_of_token = chunks[:, ::layers, 0]  # time-major: tokens layers*t .. layers*t + layers-1 are row t
+    assert row_of_token[7].tolist() == list(range(7, 17))  # centre int(7 * 50 / 30) = 11, rows 11-4 .. 11+5
+    assert row_of_token[0].tolist() == [0] * 5 + [1, 2, 3, 4, 5]  # clamped at the start
+    assert row_of_token[-1].tolist() == [477, 478] + [479] * 8  # frame 289: centre 481, clamped at the end
+    assert torch.equal(chunks[7].reshape(10, layers, 8), features[7:17])
+
+
+def test_training_window_is_sixteen_consecutive_frames_at_25_fps(demo1_features: torch.Tensor) -> None:
+    chunks = frame_chunks(demo1_features, fps=25)
+    assert torch.equal(training_window(demo1_features, 100), chunks[100:116])
+    tail = training_window(demo1_features, 235)  # runs past the official frames: clamps to the last row
+    assert tail.shape == (16, 50, 384)
+    assert torch.equal(tail[-1], demo1_features[-1].repeat(10, 1))
+
+
+# ---------------------------------------------------------------- long audio: official vs overlapping windows
+
+
+@pytest.mark.parametrize("num_mel_frames", [2, 3, 2999, 3000, 3001, 3002, 4000, 6001, 9000, 20000, 90001])
+def test_window_plans_cover_every_row_once(num_mel_frames: int) -> None:
+    num_rows = num_mel_frames // 2
+    for mode in ("official", "overlap"):
+        plan = plan_windows(num_mel_frames, 3000, mode)
+        bounds = [(w.row_lo, w.row_hi) for w in plan]
+        assert bounds[0][0] == 0 and bounds[-1][1] == num_rows
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(bounds, bounds[1:]))
+        assert all(w.start % 2 == 0 and w.start // 2 <= w.row_lo and w.row_hi <= w.start // 2 + 1500 for w in plan)
+    overlap = plan_windows(num_mel_frames, 3000, "overlap")
+    if num_mel_frames > 3000:  # full windows inside the clip, at least 5 s of context each side of a switch
+        assert all(w.start + 3000 <= num_mel_frames for w in overlap)
+        assert all(w.row_lo - w.start // 2 >= 250 for w in overlap[1:])
+        assert all(w.start // 2 + 1500 - w.row_hi >= 250 for w in overlap[:-1])
+    else:
+        assert overlap == plan_windows(num_mel_frames, 3000, "official")
+
+
+def test_overlap_mode_equals_official_mode_up_to_30_s(
+    tiny: AudioEncoder, demo1_features: torch.Tensor, assets: Path
+) -> None:
+    assert torch.equal(tiny.features(assets / "demo1_audio.wav", windows="overlap"), demo1_features)
+
+
+def test_overlap_mode_removes_the_jump_at_30_s(narrow: AudioEncoder, assets: Path) -> None:
+    audio = np.concatenate([load_audio(assets / "demo2_audio.wav"), load_audio(assets / "demo3_audio.wav")])
+    assert len(audio) > 35 * 16000  # 38.4 s of speech
+    official = narrow.features(audio)
+    overlap = narrow.features(audio, windows="overlap")
+    assert official.shape == overlap.shape == (len(audio) // 320, 3, 64)
+
+    def steps(f: torch.Tensor) -> torch.Tensor:
+        return (f[1:] - f[:-1]).flatten(1).norm(dim=1)  # steps[r - 1]: change from row r - 1 to row r
+
+    typical = steps(official).median()
+    assert steps(official)[1499] > 3 * typical  # the official restart at row 1500 (30 s) is a jump
+    assert steps(overlap)[1499] < 1.3 * typical  # overlap mode is as smooth there as anywhere
+
+    switch = plan_windows(len(audio) // 160, 3000, "overlap")[1].row_lo
+    differs = (official - overlap).flatten(1).abs().amax(dim=1) > 0
+    assert not differs[:switch].any()  # rows before the first switch are the official rows
+    assert differs[switch:].all()  # after it, rows come from a window with context on both sides

@@ -31,6 +31,28 @@ class UNet3DConditionOutput(BaseOutput):
     sample: torch.Tensor
 
 
+class DeepCache:
+    """DeepCache (Ma et al., 2024) for the denoising loop: reuse the deep U-Net features between steps.
+
+    Every `interval`-th step runs the whole U-Net and keeps the input of the last up stage; the steps in between
+    run only the shallowest stage (conv_in, the first down stage's layers, the last up stage) on top of the
+    kept features. Call `step(i)` before each denoising step and `reset()` before a new chunk.
+    """
+
+    def __init__(self, interval: int = 3) -> None:
+        if interval < 1:
+            raise ValueError(f"DeepCache interval must be at least 1, not {interval}")
+        self.interval = interval
+        self.reset()
+
+    def reset(self) -> None:
+        self.features: torch.Tensor | None = None
+        self.refresh = True
+
+    def step(self, index: int) -> None:
+        self.refresh = index % self.interval == 0 or self.features is None
+
+
 class UNet3DConditionModel(nn.Module):
     """LatentSync's denoiser: SD-1.5 shaped U-Net, per-frame convs, audio cross-attention, motion modules."""
 
@@ -166,6 +188,7 @@ class UNet3DConditionModel(nn.Module):
         timestep: torch.Tensor | int | float,
         encoder_hidden_states: torch.Tensor | None = None,
         return_dict: bool = True,
+        deep_cache: DeepCache | None = None,
     ) -> UNet3DConditionOutput | tuple[torch.Tensor]:
         audio = encoder_hidden_states
         if audio is not None:
@@ -182,6 +205,23 @@ class UNet3DConditionModel(nn.Module):
         temb = self.time_embedding(self.time_proj(t).to(self.dtype))
 
         x = self.conv_in(sample)
+        if deep_cache is not None and not deep_cache.refresh:
+            _, shallow_skips = self.down_blocks[0](x, temb, audio, downsample=False)
+            x = self.up_blocks[-1](deep_cache.features, [x, *shallow_skips], temb, audio)
+        else:
+            x = self._full_pass(x, temb, audio, sample.shape[-2:], deep_cache)
+
+        out = self.conv_out(self.conv_act(self.conv_norm_out(x)))
+        return UNet3DConditionOutput(sample=out) if return_dict else (out,)
+
+    def _full_pass(
+        self,
+        x: torch.Tensor,
+        temb: torch.Tensor,
+        audio: torch.Tensor | None,
+        size: torch.Size,
+        deep_cache: DeepCache | None,
+    ) -> torch.Tensor:
         skips = [x]
         for block in self.down_blocks:
             x, block_skips = block(x, temb, audio)
@@ -189,12 +229,11 @@ class UNet3DConditionModel(nn.Module):
         x = self.mid_block(x, temb, audio)
 
         # Sizes that are not a multiple of the total down factor need explicit upsampling targets.
-        factor = 2 ** (len(self.up_blocks) - 1)
-        odd = any(s % factor for s in sample.shape[-2:])
-        for block in self.up_blocks:
+        odd = any(s % 2 ** (len(self.up_blocks) - 1) for s in size)
+        for i, block in enumerate(self.up_blocks):
+            if deep_cache is not None and i == len(self.up_blocks) - 1:
+                deep_cache.features = x
             block_skips = [skips.pop() for _ in block.resnets][::-1]
-            size = tuple(skips[-1].shape[-2:]) if odd and skips else None
-            x = block(x, block_skips, temb, audio, size)
-
-        out = self.conv_out(self.conv_act(self.conv_norm_out(x)))
-        return UNet3DConditionOutput(sample=out) if return_dict else (out,)
+            upsample_to = tuple(skips[-1].shape[-2:]) if odd and skips else None
+            x = block(x, block_skips, temb, audio, upsample_to)
+        return x

@@ -107,13 +107,13 @@ class DownBlock3D(Stage):
         )
 
     def forward(
-        self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None
+        self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None, downsample: bool = True
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
         for i in range(len(self.resnets)):
             x = self._layer(i, x, temb, audio)
             skips.append(x)
-        if self.downsamplers is not None:
+        if downsample and self.downsamplers is not None:
             x = self.downsamplers[0](x)
             skips.append(x)
         return x, skips

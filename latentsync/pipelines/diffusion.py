@@ -1,0 +1,134 @@
+"""Denoising one chunk of aligned faces: the latent-diffusion core of the lip-sync pipeline.
+
+Per chunk of (typically 16) face crops, as the official pipeline does: encode the masked faces and the faces
+themselves (the reference) with the VAE, start from noise shared by every frame of the video, run DDIM with
+classifier-free guidance on the audio (the unconditional branch gets zeroed audio embeddings), decode, and keep
+the generated pixels only inside the mouth mask.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler
+
+from latentsync.config import bundled_config
+from latentsync.models.unet import DeepCache, UNet3DConditionModel
+
+
+@dataclass
+class DiffusionSettings:
+    num_inference_steps: int = 20
+    guidance_scale: float = 1.5
+    deepcache_interval: int = 0  # 0: off; 3 is the interval the official --enable_deepcache uses
+    vae_batch: int = 8  # frames per VAE encode/decode call: bounds activation memory on small GPUs
+
+
+def load_scheduler(path: str | Path | None = None) -> DDIMScheduler:
+    """The DDIM scheduler of `configs/scheduler_config.json` (or a user's file of the same form)."""
+    config = json.loads(Path(path or bundled_config("scheduler_config.json")).read_text())
+    return DDIMScheduler.from_config(config)
+
+
+class ChunkDenoiser:
+    """Runs the diffusion for chunks of aligned faces with a fixed set of models and settings."""
+
+    def __init__(
+        self,
+        unet: UNet3DConditionModel,
+        vae: AutoencoderKL,
+        scheduler: DDIMScheduler,
+        settings: DiffusionSettings,
+    ) -> None:
+        self.unet, self.vae, self.scheduler, self.settings = unet, vae, scheduler, settings
+        self.deep_cache = DeepCache(settings.deepcache_interval) if settings.deepcache_interval > 1 else None
+
+    @property
+    def latent_scale(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def initial_noise(self, resolution: int, generator: torch.Generator) -> torch.Tensor:
+        """One latent noise image (1, 4, 1, h, w) that every frame of the video starts from."""
+        size = resolution // self.latent_scale
+        shape = (1, self.vae.config.latent_channels, 1, size, size)
+        noise = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
+        return noise.to(self.unet.device, self.unet.dtype)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        pixel_values: torch.Tensor,
+        mask: torch.Tensor,
+        audio_embeds: torch.Tensor | None,
+        noise: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Lip-sync one chunk.
+
+        pixel_values: (f, 3, R, R) aligned faces in [-1, 1]; mask: (1, 1, R, R) or (f, 1, R, R), 1 where the
+        face is kept and 0 over the mouth; audio_embeds: (f, tokens, width) or None for a U-Net without audio.
+        Returns the faces (f, 3, R, R) in [-1, 1] with the mouth region generated.
+        """
+        s = self.settings
+        device, dtype = self.unet.device, self.unet.dtype
+        frames = pixel_values.shape[0]
+        pixel_values = pixel_values.to(device, dtype)
+        mask = mask.to(device, dtype).expand(frames, -1, -1, -1)
+        guided = s.guidance_scale > 1.0
+
+        masked_latents = self._encode(pixel_values * mask, generator)
+        reference_latents = self._encode(pixel_values, generator)
+        mask_latents = F.interpolate(mask, size=masked_latents.shape[-2:])
+        condition = torch.cat([_video(mask_latents), _video(masked_latents), _video(reference_latents)], dim=1)
+
+        if audio_embeds is not None:
+            audio_embeds = audio_embeds.to(device, dtype)
+            if guided:
+                audio_embeds = torch.cat([torch.zeros_like(audio_embeds), audio_embeds])
+        if guided:
+            condition = torch.cat([condition, condition])
+
+        self.scheduler.set_timesteps(s.num_inference_steps, device=device)
+        latents = noise.expand(-1, -1, frames, -1, -1) * self.scheduler.init_noise_sigma
+        if self.deep_cache is not None:
+            self.deep_cache.reset()
+        for i, t in enumerate(self.scheduler.timesteps):
+            if self.deep_cache is not None:
+                self.deep_cache.step(i)
+            model_input = torch.cat([latents, latents]) if guided else latents
+            model_input = torch.cat([self.scheduler.scale_model_input(model_input, t), condition], dim=1)
+            noise_pred = self.unet(model_input, t, audio_embeds, deep_cache=self.deep_cache).sample
+            if guided:
+                unconditional, conditional = noise_pred.chunk(2)
+                noise_pred = unconditional + s.guidance_scale * (conditional - unconditional)
+            latents = self.scheduler.step(noise_pred, t, latents).prev_sample
+
+        decoded = self._decode(latents[0].transpose(0, 1))
+        return decoded * (1 - mask) + pixel_values * mask
+
+    def _encode(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Sampled VAE latents, scaled; batches of `vae_batch` frames."""
+        vae = self.vae
+        parts = []
+        for batch in images.split(self.settings.vae_batch):
+            dist = vae.encode(batch.to(vae.device, vae.dtype)).latent_dist
+            parts.append(dist.sample(generator=generator))
+        latents = torch.cat(parts) * vae.config.scaling_factor
+        return latents.to(self.unet.device, self.unet.dtype)
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        vae = self.vae
+        parts = [
+            vae.decode(batch.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
+            for batch in latents.split(self.settings.vae_batch)
+        ]
+        return torch.cat(parts).to(self.unet.device, self.unet.dtype)
+
+
+def _video(latents: torch.Tensor) -> torch.Tensor:
+    """(f, c, h, w) per-frame tensors to the U-Net's (1, c, f, h, w) clip layout."""
+    return latents.transpose(0, 1).unsqueeze(0)

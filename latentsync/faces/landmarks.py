@@ -25,12 +25,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from latentsync.errors import LatentSyncError
 
-class InvalidFrameError(ValueError):
+
+class InvalidFrameError(LatentSyncError, ValueError):
     """The frame handed to a detector is not an RGB uint8 (H, W, 3) array."""
 
 
-class BackendUnavailableError(RuntimeError):
+class BackendUnavailableError(LatentSyncError, RuntimeError):
     """A backend's package or model files are missing, or its weights cannot be fetched."""
 
 

@@ -1,0 +1,22 @@
+"""Video in and out: probing, streaming retimed RGB frames, atomic H.264/AAC writing, length sync plans."""
+
+from .errors import MediaError
+from .probe import VideoInfo, probe
+from .reader import VideoReader
+from .retime import retime
+from .sync import SYNC_MODES, SyncError, SyncMode, SyncPlan, plan_sync
+from .writer import VideoWriter
+
+__all__ = [
+    "SYNC_MODES",
+    "MediaError",
+    "SyncError",
+    "SyncMode",
+    "SyncPlan",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "plan_sync",
+    "probe",
+    "retime",
+]

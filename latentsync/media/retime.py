@@ -1,0 +1,46 @@
+"""Constant-frame-rate retiming: which decoded frame fills each output slot.
+
+The rule is the one of ffmpeg's `fps` filter with its default `round=near`. Times are measured
+from the first frame's presentation time. Source frame i, shown from t_i to t_{i+1}, claims the
+output slots from `round(fps * t_i)` up to (not including) `round(fps * t_{i+1})`, halves rounded
+up; when several frames claim the same slot the latest one wins, so output frame k shows the last
+source frame whose start rounds to k or earlier, i.e. the frame on screen just before the middle
+(k + 1/2) / fps of output frame k. The last frame lasts until its own end (pts + duration), so a
+clip of duration D yields `round(fps * D)` frames. Input already at `fps` maps frame i to slot i
+(and tolerates timestamp jitter below half a frame), so retiming it is the identity.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+def slot(seconds: Fraction, fps: Fraction) -> int:
+    """Output slot that a time falls on: seconds * fps rounded to the nearest integer, halves up."""
+    return math.floor(seconds * fps + Fraction(1, 2))
+
+
+def retime(timed: Iterable[tuple[T, Fraction, Fraction]], fps: Fraction) -> Iterator[T]:
+    """Yield one item per output slot from `(item, start, end)` triples in presentation order.
+
+    Times are in seconds (exact fractions); items may be yielded several times (the frame is held)
+    or not at all (dropped). Only one item is held back at a time, so this streams.
+    """
+    origin = held = held_end = None
+    next_slot = 0
+    for item, start, end in timed:
+        if origin is None:
+            origin = start
+        start_slot = slot(start - origin, fps)
+        if held is not None:
+            for _ in range(start_slot - next_slot):
+                yield held
+            next_slot = max(next_slot, start_slot)
+        held, held_end = item, end
+    if held is not None:
+        for _ in range(slot(held_end - origin, fps) - next_slot):
+            yield held

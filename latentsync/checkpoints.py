@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from latentsync.errors import LatentSyncError
+from latentsync.errors import InvalidArgumentError, LatentSyncError
 
 HUB_REPOS = {"1.5": "ByteDance/LatentSync-1.5", "1.6": "ByteDance/LatentSync-1.6"}
 VAE_REPO = "stabilityai/sd-vae-ft-mse"
@@ -40,11 +40,15 @@ class MissingCheckpointError(LatentSyncError, FileNotFoundError):
     """A weight file the run needs is not on disk."""
 
 
+class DownloadError(LatentSyncError, RuntimeError):
+    """Fetching the official files failed (network, authentication, disk)."""
+
+
 def get_version(version: str) -> ModelVersion:
     try:
         return VERSIONS[str(version)]
     except KeyError:
-        raise LatentSyncError(f"unknown LatentSync version {version!r}; choose one of {sorted(VERSIONS)}") from None
+        raise InvalidArgumentError(f"unknown LatentSync version {version!r}; choose one of {sorted(VERSIONS)}") from None
 
 
 def checkpoints_root(root: str | Path | None = None) -> Path:
@@ -120,7 +124,7 @@ def download(
         if with_training:
             snapshot_download(repo, allow_patterns=["auxiliary/*"], local_dir=paths.folder, token=token)
     except Exception as exc:  # network, authentication and disk errors all come through here
-        raise LatentSyncError(
+        raise DownloadError(
             f"download from the Hugging Face hub failed ({type(exc).__name__}: {exc}); "
             "check the connection (or HF_ENDPOINT / HF_TOKEN) and run the command again: finished files are kept"
         ) from exc

@@ -5,16 +5,96 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from latentsync import __version__
-from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, download
+from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
 from latentsync.errors import LatentSyncError
+from latentsync.media.sync import SYNC_MODES
 
 
 def _download(args: argparse.Namespace) -> int:
     paths = download(args.version, args.dir, with_training=args.with_training)
     print(f"LatentSync {paths.version} weights are in {paths.folder}, the VAE in {paths.vae}")
+    return 0
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y in frame pixels, got {text!r}") from None
+    return x, y
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose and place the models; `infer` and `serve` share them."""
+    g = parser.add_argument_group("models")
+    g.add_argument("--version", choices=sorted(HUB_REPOS), default=DEFAULT_VERSION,
+                   help="release: 1.5 (256 px crops) or 1.6 (512 px); picks the default config and weights")
+    g.add_argument("--checkpoints", default=None, help="folder laid out by `latentsync download` (default ./checkpoints)")
+    g.add_argument("--unet-config", default=None, help="U-Net YAML config (official format); default: the release's")
+    g.add_argument("--unet-checkpoint", default=None, help="U-Net weights (latentsync_unet.pt or a training checkpoint)")
+    g.add_argument("--whisper-checkpoint", default=None, help="openai-whisper checkpoint (tiny.pt)")
+    g.add_argument("--vae", default=None, help="VAE: a local diffusers folder or a hub id")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: CUDA when available)")
+    g.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None,
+                   help="compute precision (default: fp16 on CUDA, fp32 on the CPU)")
+    g.add_argument("--face-detector", choices=["dlib", "face-alignment", "insightface"], default="dlib",
+                   help="landmark backend (dlib's 68-point model is for non-commercial use only)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the U-Net (slow first chunk, faster after)")
+    g.add_argument("--no-download", dest="download", action="store_false",
+                   help="fail instead of fetching missing default weights from the hub")
+    g.add_argument("--low-vram", action="store_true", help="keep the VAE and Whisper off the GPU while the U-Net runs")  # fmt: skip
+
+
+def load_pipeline(args: argparse.Namespace):
+    """Build the pipeline from the model options; fetch missing default weights first unless --no-download."""
+    from latentsync.pipelines.lipsync import LipsyncPipeline
+
+    paths = checkpoint_paths(args.version, args.checkpoints)
+    defaults = [(args.unet_checkpoint, paths.unet), (args.whisper_checkpoint, paths.whisper), (args.vae, paths.vae)]
+    if args.download and any(given is None and not path.exists() for given, path in defaults):
+        logging.info("fetching the LatentSync %s weights into %s (first use)", paths.version, paths.root)
+        download(paths.version, paths.root)
+    return LipsyncPipeline.from_pretrained(
+        version=args.version,
+        checkpoints=args.checkpoints,
+        unet_config=args.unet_config,
+        unet_checkpoint=args.unet_checkpoint,
+        whisper_checkpoint=args.whisper_checkpoint,
+        vae=args.vae,
+        device=args.device,
+        dtype=args.dtype,
+        face_detector=args.face_detector,
+        compile=args.compile,
+        low_vram=args.low_vram,
+    )
+
+
+def _infer(args: argparse.Namespace) -> int:
+    for flag, path in (("--video", args.video), ("--audio", args.audio)):
+        if not Path(path).is_file():
+            raise LatentSyncError(f"{flag} {path}: no such file")
+    pipeline = load_pipeline(args)
+    result = pipeline(
+        args.video,
+        args.audio,
+        args.output,
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        seed=args.seed,
+        sync_mode=args.sync_mode,
+        deepcache=args.deepcache,
+        batch_frames=args.batch_frames,
+        face_index=args.face_index,
+        face_at=args.face_at,
+        audio_windows=args.audio_windows,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(result.summary())
     return 0
 
 
@@ -33,6 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--with-training", action="store_true", help="also fetch the SyncNet and the auxiliary models training needs"
     )
     dl.set_defaults(run=_download)
+
+    inf = sub.add_parser("infer", help="lip-sync a video to an audio track")
+    inf.add_argument("--video", required=True, help="input talking-head video (any format and frame rate)")
+    inf.add_argument("--audio", required=True, help="speech: any audio file, or a video whose sound to use")
+    inf.add_argument("--output", required=True, help="output .mp4 (written only when complete)")
+    inf.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
+    inf.add_argument("--guidance-scale", type=float, default=1.5, help="audio guidance; 1 turns it off (default 1.5)")
+    inf.add_argument("--seed", type=int, default=1247, help="the same seed gives the same output (default 1247)")
+    inf.add_argument("--sync-mode", choices=SYNC_MODES, default="cut_off",
+                     help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)")
+    inf.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
+    inf.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
+    inf.add_argument("--face-index", type=int, default=None, help="with several faces: the N-th from the left")
+    inf.add_argument("--face-at", type=_point, default=None, metavar="X,Y", help="with several faces: the one at X,Y")
+    inf.add_argument("--audio-windows", choices=["official", "overlap"], default="official",
+                     help="Whisper context for audio over 30 s: official restarts, or overlapping windows")
+    inf.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    add_model_options(inf)
+    inf.set_defaults(run=_infer)
     return parser
 
 

@@ -6,3 +6,7 @@ The command line prints these as one line and exits non-zero; anything else keep
 
 class LatentSyncError(Exception):
     """Base of every expected, user-facing error in latentsync."""
+
+
+class InvalidArgumentError(LatentSyncError, ValueError):
+    """An option or argument outside what the operation accepts."""

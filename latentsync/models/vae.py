@@ -46,7 +46,9 @@ def load_vae(
             f"VAE folder {path} has no config.json; fetch the official VAE with `latentsync download` "
             f"or pass a diffusers folder or a hub id such as {VAE_HUB_ID}"
         )
-    vae = AutoencoderKL.from_pretrained(str(path.expanduser()) if looks_local else str(source))
+    vae = AutoencoderKL.from_pretrained(
+        str(path.expanduser()) if looks_local else str(source), torch_dtype=dtype or torch.float32
+    )
     vae.register_to_config(scaling_factor=VAE_SCALING_FACTOR, shift_factor=VAE_SHIFT_FACTOR)
     vae.requires_grad_(False)
-    return vae.to(device=device, dtype=dtype).eval()
+    return vae.to(device=device).eval()

@@ -9,8 +9,10 @@ the generated pixels only inside the mouth mask.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -43,8 +45,11 @@ class ChunkDenoiser:
         vae: AutoencoderKL,
         scheduler: DDIMScheduler,
         settings: DiffusionSettings,
+        offload_vae: bool = False,
     ) -> None:
+        """With `offload_vae`, the VAE waits on the CPU and visits the U-Net's device only to encode/decode."""
         self.unet, self.vae, self.scheduler, self.settings = unet, vae, scheduler, settings
+        self.offload_vae = offload_vae
         self.deep_cache = DeepCache(settings.deepcache_interval) if settings.deepcache_interval > 1 else None
 
     @property
@@ -110,22 +115,32 @@ class ChunkDenoiser:
         decoded = self._decode(latents[0].transpose(0, 1))
         return decoded * (1 - mask) + pixel_values * mask
 
+    @contextmanager
+    def _vae_ready(self) -> Iterator[AutoencoderKL]:
+        if self.offload_vae:
+            self.vae.to(self.unet.device)
+        try:
+            yield self.vae
+        finally:
+            if self.offload_vae:
+                self.vae.to("cpu")
+
     def _encode(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Sampled VAE latents, scaled; batches of `vae_batch` frames."""
-        vae = self.vae
-        parts = []
-        for batch in images.split(self.settings.vae_batch):
-            dist = vae.encode(batch.to(vae.device, vae.dtype)).latent_dist
-            parts.append(dist.sample(generator=generator))
+        with self._vae_ready() as vae:
+            parts = []
+            for batch in images.split(self.settings.vae_batch):
+                dist = vae.encode(batch.to(vae.device, vae.dtype)).latent_dist
+                parts.append(dist.sample(generator=generator))
         latents = torch.cat(parts) * vae.config.scaling_factor
         return latents.to(self.unet.device, self.unet.dtype)
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        vae = self.vae
-        parts = [
-            vae.decode(batch.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
-            for batch in latents.split(self.settings.vae_batch)
-        ]
+        with self._vae_ready() as vae:
+            parts = [
+                vae.decode(batch.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
+                for batch in latents.split(self.settings.vae_batch)
+            ]
         return torch.cat(parts).to(self.unet.device, self.unet.dtype)
 
 

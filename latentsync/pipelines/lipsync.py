@@ -1,0 +1,348 @@
+"""The end-to-end lip-sync pipeline: a video and a speech track in, the lip-synced video out.
+
+Two passes over the video keep memory flat whatever its length:
+
+1. analysis: decode every frame once, find the face, fix its alignment matrix (a few bytes per frame);
+2. synthesis: walk the output timeline of the sync plan in chunks of `batch_frames`, fetch those source frames,
+   crop, diffuse, paste back and encode them at once.
+
+Frames without a face are written unchanged; a video with no face at all fails before any diffusion runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from latentsync.audio import SAMPLE_RATE, AudioEncoder, frame_chunks, load_audio
+from latentsync.checkpoints import DEFAULT_VERSION, checkpoint_paths, get_version
+from latentsync.config import ConfigError, bundled_config, load_config, to_dict
+from latentsync.errors import InvalidArgumentError
+from latentsync.faces import create_detector
+from latentsync.faces.align import crop_face
+from latentsync.faces.mask import diffusion_inputs, fixed_mask
+from latentsync.faces.paste import paste_back
+from latentsync.faces.track import FaceTrack, track_faces
+from latentsync.media import SYNC_MODES, FrameSource, MediaError, SyncPlan, VideoReader, VideoWriter, plan_sync, probe
+from latentsync.models import UNet3DConditionModel, load_vae
+
+from .diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler
+
+logger = logging.getLogger(__name__)
+
+FPS = 25  # the rate the models were trained at; every input is retimed to it
+OUTPUT_SAMPLE_RATE = 48000  # the output keeps the speech at full quality; the models only see 16 kHz
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The user's choice, else CUDA when present, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """The user's choice; else fp16 on CUDA (bf16 where fp16 is unsupported by the card), fp32 on the CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is not None:
+        try:
+            return DTYPES[dtype]
+        except KeyError:
+            raise InvalidArgumentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}") from None
+    if device.type != "cuda":
+        return torch.float32
+    major, _ = torch.cuda.get_device_capability(device)
+    return torch.float16 if major >= 7 else torch.float32
+
+
+@dataclass
+class LipsyncOptions:
+    """Per-call settings; the defaults are the official inference settings."""
+
+    steps: int = 20
+    guidance_scale: float = 1.5
+    seed: int = 1247
+    sync_mode: str = "cut_off"
+    deepcache: bool = False
+    batch_frames: int = 16
+    face_index: int | None = None
+    face_at: tuple[float, float] | None = None
+    audio_windows: str = "official"
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.sync_mode not in SYNC_MODES:
+            raise InvalidArgumentError(f"unknown sync mode {self.sync_mode!r}; choose one of {', '.join(SYNC_MODES)}")
+        if self.steps < 1 or self.batch_frames < 1:
+            raise InvalidArgumentError("steps and batch_frames must be at least 1")
+        if self.audio_windows not in ("official", "overlap"):
+            raise InvalidArgumentError(f"audio_windows must be 'official' or 'overlap', not {self.audio_windows!r}")
+
+
+@dataclass
+class LipsyncResult:
+    """What a run produced, with the counts and timings shown in the summary."""
+
+    output: Path | None
+    frames: int
+    frames_with_face: int
+    source_frames: int
+    source_frames_with_face: int
+    sync_mode: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    video: np.ndarray | None = None  # (n, H, W, 3) uint8 when no output path was given
+    audio: np.ndarray | None = None  # float32 mono at OUTPUT_SAMPLE_RATE, likewise
+
+    @property
+    def frames_without_face(self) -> int:
+        return self.frames - self.frames_with_face
+
+    def summary(self) -> str:
+        stages = ", ".join(f"{name} {secs:.1f}s" for name, secs in self.seconds.items())
+        where = f" -> {self.output}" if self.output else ""
+        return (
+            f"{self.frames} frames at {FPS} fps ({self.sync_mode}){where}; faces found in "
+            f"{self.source_frames_with_face}/{self.source_frames} source frames, "
+            f"{self.frames_without_face} output frames passed through unchanged; {stages}"
+        )
+
+
+class ArrayFrames:
+    """In-memory frames behind the same `get(indices)` interface as FrameSource."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+            raise MediaError(f"video array must be non-empty uint8 (n, H, W, 3), got {frames.dtype} {frames.shape}")
+        self.frames = frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.frames)
+
+    def get(self, indices: Sequence[int]) -> list[np.ndarray]:
+        return [self.frames[i] for i in indices]
+
+
+class LipsyncPipeline:
+    """Holds the models; each call lip-syncs one video. Build it with `from_pretrained`."""
+
+    def __init__(
+        self,
+        unet: UNet3DConditionModel,
+        vae: torch.nn.Module,
+        audio_encoder: AudioEncoder,
+        resolution: int,
+        face_detector: str = "dlib",
+        scheduler_config: str | Path | None = None,
+        low_vram: bool = False,
+    ) -> None:
+        self.unet, self.vae, self.audio_encoder = unet, vae, audio_encoder
+        self.resolution = resolution
+        self.detector = create_detector(face_detector, device=str(unet.device))
+        self.scheduler_config = scheduler_config
+        self.low_vram = low_vram
+        if audio_encoder.width != unet.config.cross_attention_dim and unet.config.add_audio_layer:
+            raise ConfigError(
+                f"the whisper checkpoint gives {audio_encoder.width}-wide features but the U-Net config expects "
+                f"cross_attention_dim {unet.config.cross_attention_dim} (tiny.pt: 384, small.pt: 768)"
+            )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        version: str = DEFAULT_VERSION,
+        checkpoints: str | Path | None = None,
+        unet_config: str | Path | None = None,
+        unet_checkpoint: str | Path | None = None,
+        whisper_checkpoint: str | Path | None = None,
+        vae: str | Path | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        face_detector: str = "dlib",
+        compile: bool = False,
+        low_vram: bool = False,
+    ) -> LipsyncPipeline:
+        """Load a release (`version` picks config and crop size) or any model given by explicit paths.
+
+        Paths left out come from the `latentsync download` layout under `checkpoints`; a missing file is an error
+        naming it and the command that fetches it.
+        """
+        release = get_version(version)
+        paths = checkpoint_paths(release.name, checkpoints)
+        config = load_config(unet_config or bundled_config(release.unet_config))
+        device = pick_device(device)
+        dtype = pick_dtype(device, dtype)
+
+        unet_path = Path(unet_checkpoint) if unet_checkpoint else paths.require(paths.unet, "U-Net checkpoint")
+        whisper_path = Path(whisper_checkpoint) if whisper_checkpoint else paths.require(paths.whisper, "Whisper")
+        vae_source = vae if vae is not None else paths.require(paths.vae, "VAE folder")
+
+        unet = UNet3DConditionModel.from_pretrained(to_dict(config.model), unet_path, device=device, dtype=dtype)
+        vae_model = load_vae(vae_source, device="cpu" if low_vram else device, dtype=dtype)
+        encoder = AudioEncoder(whisper_path, device=device)
+        if compile:
+            unet = torch.compile(unet)  # type: ignore[assignment]
+        return cls(unet, vae_model, encoder, int(config.data.resolution), face_detector, low_vram=low_vram)
+
+    # ----------------------------------------------------------------------------------------------------------
+    def __call__(
+        self,
+        video: str | Path | np.ndarray,
+        audio: str | Path | np.ndarray,
+        output: str | Path | None = None,
+        **options: object,
+    ) -> LipsyncResult:
+        """Lip-sync `video` (a path, or 25 fps uint8 frames (n, H, W, 3)) to `audio` (a path, or 16 kHz mono).
+
+        With `output`, the video is written there (H.264 + AAC, atomically); without, frames and audio are returned
+        in the result. `options` are the fields of LipsyncOptions; see the README for the sync modes.
+        """
+        opts = LipsyncOptions(**options)  # type: ignore[arg-type]
+        opts.check()
+        timer = StageTimer()
+
+        with timer("audio"):
+            speech, out_audio = self._read_audio(audio)
+            n_audio = len(speech) / SAMPLES_PER_FRAME
+        in_order, frames, frame_size = self._open_video(video)
+
+        with timer("faces"):
+            # Modes that never play past the audio's end need no frames beyond it.
+            limit = math.ceil(n_audio) if opts.sync_mode in ("cut_off", "loop", "bounce") else None
+            track = track_faces(
+                in_order, self.detector, self.resolution, opts.face_index, opts.face_at, limit, opts.progress
+            )
+        plan = plan_sync(opts.sync_mode, len(track), n_audio, sample_rate=OUTPUT_SAMPLE_RATE, fps=FPS)
+
+        with timer("audio"):
+            # Extra frames of a longer video are lip-synced to real silence, not to the last spoken sound.
+            padded = plan.n_frames * SAMPLES_PER_FRAME - len(speech)
+            if padded > 0:
+                speech = np.pad(speech, (0, padded))
+            features = self.audio_encoder.features(speech, windows=opts.audio_windows)
+            if self.low_vram:
+                self.audio_encoder.encoder.to("cpu")
+
+        with timer("lip sync"):
+            result = self._synthesize(frames, frame_size, track, plan, features, plan.fit_audio(out_audio), output, opts)
+        result.seconds = timer.seconds
+        return result
+
+    def _read_audio(self, audio: str | Path | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(16 kHz speech for the models, output-rate speech for the file)."""
+        if isinstance(audio, np.ndarray):
+            speech = np.asarray(audio, dtype=np.float32)
+            if speech.ndim != 1 or len(speech) == 0:
+                raise InvalidArgumentError(f"audio array must be non-empty 16 kHz mono, got shape {speech.shape}")
+            out = np.interp(
+                np.arange(round(len(speech) * OUTPUT_SAMPLE_RATE / SAMPLE_RATE)) * SAMPLE_RATE / OUTPUT_SAMPLE_RATE,
+                np.arange(len(speech)),
+                speech,
+            ).astype(np.float32)
+            return speech, out
+        return load_audio(audio, SAMPLE_RATE), load_audio(audio, OUTPUT_SAMPLE_RATE)
+
+    def _open_video(
+        self, video: str | Path | np.ndarray
+    ) -> tuple[Iterable[np.ndarray], FrameSource | ArrayFrames, tuple[int, int]]:
+        """(frames in display order for the analysis pass, random access for synthesis, upright (width, height))."""
+        if isinstance(video, np.ndarray):
+            frames = ArrayFrames(video)
+            return frames, frames, (video.shape[2], video.shape[1])
+        info = probe(video)
+        logger.info("video %s: %dx%d, %.3f fps, %.1f s", video, info.width, info.height, info.fps, info.duration)
+        return VideoReader(video, fps=FPS), FrameSource(video, fps=FPS), (info.width, info.height)
+
+    @torch.no_grad()
+    def _synthesize(
+        self,
+        frames: FrameSource | ArrayFrames,
+        frame_size: tuple[int, int],
+        track: FaceTrack,
+        plan: SyncPlan,
+        features: torch.Tensor,
+        out_audio: np.ndarray,
+        output: str | Path | None,
+        opts: LipsyncOptions,
+    ) -> LipsyncResult:
+        denoiser = ChunkDenoiser(
+            self.unet,
+            self.vae,
+            load_scheduler(self.scheduler_config),
+            DiffusionSettings(opts.steps, opts.guidance_scale, deepcache_interval=3 if opts.deepcache else 0),
+            offload_vae=self.low_vram,
+        )
+        generator = torch.Generator().manual_seed(opts.seed)
+        noise = denoiser.initial_noise(self.resolution, generator)
+        mask = fixed_mask(self.resolution)
+        audio_layer = self.unet.config.add_audio_layer
+        kept: list[np.ndarray] = []
+        with_face = 0
+        writer = (
+            VideoWriter(output, *frame_size, fps=FPS, audio=out_audio, sample_rate=OUTPUT_SAMPLE_RATE)
+            if output is not None
+            else None
+        )
+        bar = tqdm(total=plan.n_frames, desc="Lip-syncing", unit="frame", disable=not opts.progress)
+        with writer or _nothing(), bar:
+            for start in range(0, plan.n_frames, opts.batch_frames):
+                indices = plan.frame_indices[start : start + opts.batch_frames]
+                chunk = frames.get(indices)
+                has_face = track.found[indices]
+                if has_face.any():
+                    picked = np.flatnonzero(has_face)
+                    faces = [crop_face(chunk[j], track.matrices[indices[j]], self.resolution) for j in picked]
+                    pixel_values = torch.stack([diffusion_inputs(face, mask).pixel_values for face in faces])
+                    embeds = frame_chunks(features, fps=FPS, start=start, count=len(indices))[picked] if audio_layer else None
+                    synced = denoiser(pixel_values, torch.from_numpy(mask)[None, None], embeds, noise, generator)
+                    synced = ((synced.float().cpu() + 1) * 127.5).permute(0, 2, 3, 1).numpy()
+                    for face, j in zip(synced, picked):
+                        chunk[j] = paste_back(chunk[j], face, track.matrices[indices[j]])
+                    with_face += len(picked)
+                if writer is None:
+                    kept.extend(chunk)
+                else:
+                    for frame in chunk:
+                        writer.write(frame)
+                bar.update(len(chunk))
+        return LipsyncResult(
+            output=Path(output) if output is not None else None,
+            frames=plan.n_frames,
+            frames_with_face=with_face,
+            source_frames=len(track),
+            source_frames_with_face=track.faces_found,
+            sync_mode=plan.mode,
+            video=np.stack(kept) if writer is None else None,
+            audio=out_audio if writer is None else None,
+        )
+
+
+class StageTimer:
+    """Wall-clock seconds per named stage (a stage may be entered several times)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -1,0 +1,133 @@
+"""`latentsync infer` end to end on the real clips, with tiny random-weight models the tests write."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ASSETS
+from latentsync import cli
+from latentsync.audio import load_audio
+from latentsync.media import VideoReader, VideoWriter, probe
+from latentsync.testing import write_tiny_models
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_models(tmp_path_factory.mktemp("tiny"))
+
+
+def model_args(tiny) -> list[str]:
+    return [
+        "--unet-config", str(tiny.unet_config),
+        "--unet-checkpoint", str(tiny.unet_checkpoint),
+        "--whisper-checkpoint", str(tiny.whisper_checkpoint),
+        "--vae", str(tiny.vae),
+        "--device", "cpu",
+        "--no-download",
+    ]  # fmt: skip
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_second(tmp_path_factory) -> Path:
+    speech = load_audio(ASSETS / "demo2_audio.wav")[:16000]
+    return write_wav(tmp_path_factory.mktemp("audio") / "speech 1s.wav", speech)
+
+
+def infer(tiny, video, audio, output, *extra: str) -> int:
+    return cli.main(["infer", "--video", str(video), "--audio", str(audio), "--output", str(output),
+                     "--steps", "1", "--quiet", *model_args(tiny), *extra])  # fmt: skip
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255**2 / mse))
+
+
+@pytest.mark.parametrize("clip", ["demo1_video.mp4", "demo3_video.mp4"])  # 25 fps and 30 fps sources
+def test_lip_syncs_a_real_clip_at_its_own_resolution(tiny, one_second, tmp_path, clip) -> None:
+    output = tmp_path / "out dir with 'quotes'" / "result.mp4"
+    output.parent.mkdir()
+    assert infer(tiny, ASSETS / clip, one_second, output) == 0
+
+    info = probe(output)
+    source = probe(ASSETS / clip)
+    assert (info.width, info.height) == (source.width, source.height)
+    assert info.fps == 25 and info.frame_count == 25 and info.has_audio
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+    assert len(load_audio(output)) == pytest.approx(16000, abs=1100)  # one AAC frame of slack
+
+    out_frames = list(VideoReader(output))
+    src_frames = [f for f, _ in zip(VideoReader(ASSETS / clip), range(25))]
+    for out, src in zip(out_frames[::6], src_frames[::6]):
+        assert psnr(out[:500], src[:500]) > 35  # above the face: only codec noise
+        assert psnr(out[1300:], src[1300:]) > 35  # below the chin likewise
+    face = slice(650, 1050)
+    assert min(psnr(o[face], s[face]) for o, s in zip(out_frames, src_frames)) < 30  # the mouth was regenerated
+    assert not list(output.parent.glob(".*partial*"))
+
+
+@pytest.fixture(scope="module")
+def faceless_video(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "wall.mp4"
+    with VideoWriter(path, 320, 240, fps=25) as writer:
+        for i in range(10):
+            writer.write(np.full((240, 320, 3), 60 + i, np.uint8))
+    return path
+
+
+def bad_inputs(tmp_path: Path, one_second: Path, faceless: Path) -> dict[str, tuple[Path, Path, str]]:
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    empty = write_wav(tmp_path / "empty.wav", np.zeros(0))
+    return {
+        "missing video": (tmp_path / "nope.mp4", one_second, "no such file"),
+        "not media": (text, one_second, "notes.mp4"),
+        "missing audio": (ASSETS / "demo1_video.mp4", tmp_path / "nope.wav", "no such file"),
+        "empty audio": (ASSETS / "demo1_video.mp4", empty, "empty.wav"),
+        "audio not media": (ASSETS / "demo1_video.mp4", ASSETS / "mask.png", "mask.png"),
+        "no face": (faceless, one_second, "no face"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["missing video", "not media", "missing audio", "empty audio", "audio not media", "no face"]
+)
+def test_bad_input_is_a_clear_error_with_no_output(tiny, one_second, faceless_video, tmp_path, capsys, case) -> None:
+    video, audio, words = bad_inputs(tmp_path, one_second, faceless_video)[case]
+    output = tmp_path / "out.mp4"
+    assert infer(tiny, video, audio, output) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentsync: error:") and words in err
+    assert not output.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_checkpoint_that_does_not_fit_the_config_names_the_keys(tiny, one_second, tmp_path, capsys) -> None:
+    output = tmp_path / "out.mp4"
+    config = tmp_path / "stage1.yaml"
+    config.write_text(tiny.unet_config.read_text().replace("use_motion_module: true", "use_motion_module: false"))
+    assert infer(tiny, ASSETS / "demo1_video.mp4", one_second, output, "--unet-config", str(config)) == 2
+    err = capsys.readouterr().err
+    assert "does not fit" in err and "motion_modules" in err
+    assert not output.exists()
+
+
+def test_missing_weights_name_the_download_command(one_second, tmp_path, capsys) -> None:
+    output = tmp_path / "out.mp4"
+    code = cli.main(["infer", "--video", str(ASSETS / "demo1_video.mp4"), "--audio", str(one_second),
+                     "--output", str(output), "--checkpoints", str(tmp_path / "ckpt"), "--no-download"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "latentsync_unet.pt" in err and "latentsync download --version 1.6" in err

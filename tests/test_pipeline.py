@@ -1,0 +1,109 @@
+"""The lip-sync pipeline from Python, on real frames with tiny random-weight models (outputs are noise-like)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ASSETS
+from latentsync.audio import load_audio
+from latentsync.faces import NoFaceError
+from latentsync.media import VideoReader
+from latentsync.pipelines.lipsync import LipsyncPipeline
+from latentsync.testing import write_tiny_models
+
+SECOND = 16000
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> LipsyncPipeline:
+    tiny = write_tiny_models(tmp_path_factory.mktemp("tiny"))
+    return LipsyncPipeline.from_pretrained(
+        unet_config=tiny.unet_config,
+        unet_checkpoint=tiny.unet_checkpoint,
+        whisper_checkpoint=tiny.whisper_checkpoint,
+        vae=tiny.vae,
+        device="cpu",
+    )
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    """The first 20 frames of demo1 at half size (540 x 960), as a 25 fps array."""
+    reader = VideoReader(ASSETS / "demo1_video.mp4")
+    out = []
+    for frame in reader:
+        out.append(cv2.resize(frame, (540, 960), interpolation=cv2.INTER_AREA))
+        if len(out) == 20:
+            break
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return load_audio(ASSETS / "demo1_audio.wav")
+
+
+def run(pipeline, frames, audio, **options):
+    return pipeline(frames, audio, steps=1, progress=False, **options)
+
+
+def changed_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.flatnonzero((a != b).any(axis=(1, 2)))
+
+
+def test_only_the_lower_face_changes_and_the_seed_fixes_the_output(pipeline, frames, speech) -> None:
+    result = run(pipeline, frames, speech[: SECOND // 2])  # 0.5 s of audio: 13 frames (cut_off)
+    assert result.video.shape == (13, *frames.shape[1:])
+    assert result.frames_with_face == 13 and result.audio.shape == (13 * 48000 // 25,)
+    for out, src in zip(result.video, frames):
+        rows = changed_rows(out, src)
+        assert len(rows) > 0
+        assert 350 < rows.mean() < 700  # the face of demo1 sits around rows 300-700 at this size
+        assert (out[:200] == src[:200]).all() and (out[800:] == src[800:]).all()
+    again = run(pipeline, frames, speech[: SECOND // 2])
+    np.testing.assert_array_equal(again.video, result.video)
+    other = run(pipeline, frames, speech[: SECOND // 2], seed=1)
+    assert (other.video != result.video).any()
+
+
+@pytest.mark.parametrize(
+    "mode, seconds, expected",
+    [
+        ("cut_off", 2.0, list(range(20))),  # video (20 frames) shorter than audio (50)
+        ("loop", 1.2, list(range(20)) + list(range(10))),
+        ("bounce", 1.2, list(range(20)) + list(range(18, 8, -1))),
+        ("silence", 1.2, list(range(20)) + [19] * 10),
+        ("silence", 0.4, list(range(20))),  # video longer: kept whole, audio padded with silence
+        ("remap", 0.4, [(2 * k + 1) * 20 // 20 for k in range(10)]),
+    ],
+)
+def test_sync_modes_play_the_planned_frames(pipeline, frames, speech, mode, seconds, expected) -> None:
+    result = run(pipeline, frames, speech[: int(seconds * SECOND)], sync_mode=mode)
+    assert len(result.video) == len(expected)
+    assert len(result.audio) == len(expected) * 48000 // 25
+    for out, source_index in zip(result.video, expected):
+        # Above the face nothing is touched: it identifies the source frame exactly.
+        assert (out[:250] == frames[source_index][:250]).all()
+
+
+def test_frames_without_a_face_pass_through(pipeline, frames, speech) -> None:
+    video = frames[:12].copy()
+    video[4:8] = 90  # four grey frames: no face to find
+    result = run(pipeline, video, speech[: int(0.48 * SECOND)])
+    assert result.frames_with_face == 8 and result.frames_without_face == 4
+    np.testing.assert_array_equal(result.video[4:8], video[4:8])
+    assert (result.video[0] != video[0]).any()
+
+
+def test_no_face_anywhere_fails_before_diffusion(pipeline, speech) -> None:
+    with pytest.raises(NoFaceError, match="no face"):
+        run(pipeline, np.full((8, 256, 256, 3), 90, np.uint8), speech[:SECOND])
+
+
+def test_bad_arguments_are_named(pipeline, frames, speech) -> None:
+    with pytest.raises(ValueError, match="sync mode"):
+        run(pipeline, frames, speech, sync_mode="stretch")
+    with pytest.raises(ValueError, match="16 kHz mono"):
+        run(pipeline, frames, np.zeros(0, np.float32))

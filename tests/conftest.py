@@ -37,3 +37,16 @@ def read_manifest(name: str) -> list[tuple[str, tuple[int, ...], str]]:
         key, shape, _dtype, kind = line.split("\t")
         rows.append((key, tuple(int(s) for s in shape.split(",") if s), kind))
     return rows
+
+
+def decode_frames(path: Path, count: int) -> list:
+    """The first `count` frames of a video exactly as decoded (RGB uint8), without any retiming."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = []
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == count:
+                return frames
+    raise AssertionError(f"{path} has fewer than {count} frames")

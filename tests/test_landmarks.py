@@ -9,6 +9,8 @@ import av
 import numpy as np
 import pytest
 
+from conftest import decode_frames
+
 from latentsync.faces import (
     BACKENDS,
     BackendUnavailableError,
@@ -20,16 +22,6 @@ from latentsync.faces import (
 )
 
 FRAMES_PER_CLIP = 5
-
-
-def decode_frames(path, count: int) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        frames = []
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == count:
-                return frames
-    raise AssertionError(f"{path} has fewer than {count} frames")
 
 
 @pytest.fixture(scope="module")

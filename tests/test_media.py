@@ -11,23 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import decode_frames
+
 from latentsync.media import MediaError, SyncError, VideoReader, VideoWriter, plan_sync, probe, retime
 
 # Source frames shown by the first five 25 fps output frames of every 6-frame group of a 30 fps clip
 # (ffmpeg fps filter, round=near: the frame starting at 2.5 output frames rounds up, so frame 3 of
 # each group is dropped).
 THIRTY_TO_25 = (0, 1, 2, 4, 5)
-
-
-def native_frames(path: Path, count: int) -> list[np.ndarray]:
-    """The first `count` frames exactly as decoded, without any retiming."""
-    with av.open(str(path)) as container:
-        frames = []
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == count:
-                return frames
-    raise AssertionError(f"{path} has fewer than {count} frames")
 
 
 def make_clip(path: Path, pts: list[int], time_base: Fraction, rotation: int = 0, upright_frames=None) -> None:
@@ -127,7 +118,7 @@ def test_retime_follows_the_fps_filter_rule():
 
 def test_25fps_real_clip_reads_unchanged(assets):
     path = assets / "demo1_video.mp4"
-    expected = native_frames(path, 12)
+    expected = decode_frames(path, 12)
     got = [frame for _, frame in zip(range(12), VideoReader(path))]
     assert got[0].shape == (1920, 1080, 3) and got[0].dtype == np.uint8 and got[0].flags.c_contiguous
     for want, have in zip(expected, got):
@@ -136,7 +127,7 @@ def test_25fps_real_clip_reads_unchanged(assets):
 
 def test_30fps_real_clip_drops_one_frame_in_six(assets):
     path = assets / "demo3_video.mp4"
-    source = native_frames(path, 18)
+    source = decode_frames(path, 18)
     got = [frame for _, frame in zip(range(15), VideoReader(path, fps=25))]
     wanted = [6 * (k // 5) + THIRTY_TO_25[k % 5] for k in range(15)]
     for k, (index, frame) in enumerate(zip(wanted, got)):

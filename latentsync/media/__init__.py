@@ -1,6 +1,7 @@
 """Video in and out: probing, streaming retimed RGB frames, atomic H.264/AAC writing, length sync plans."""
 
 from .errors import MediaError
+from .frames import DecodeStats, FrameSource, Timeline
 from .probe import VideoInfo, probe
 from .reader import VideoReader
 from .retime import retime
@@ -9,10 +10,13 @@ from .writer import VideoWriter
 
 __all__ = [
     "SYNC_MODES",
+    "DecodeStats",
+    "FrameSource",
     "MediaError",
     "SyncError",
     "SyncMode",
     "SyncPlan",
+    "Timeline",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",

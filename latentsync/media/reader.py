@@ -10,7 +10,7 @@ import av
 import numpy as np
 
 from .probe import VideoInfo, open_video, probe, upright
-from .retime import retime
+from .retime import retime, timed
 
 
 class VideoReader:
@@ -34,7 +34,7 @@ class VideoReader:
             stream.thread_count = self.threads
             frames = container.decode(stream)
             if self.fps is not None:
-                frames = retime(self._timed(frames, stream), self.fps)
+                frames = retime(timed(frames, nominal_frame_duration(stream, self.fps)), self.fps)
             last_frame = last_pixels = None
             for frame in frames:
                 if frame is last_frame:
@@ -57,14 +57,8 @@ class VideoReader:
         if chunk:
             yield np.stack(chunk)
 
-    def _timed(
-        self, frames: Iterator[av.VideoFrame], stream: av.VideoStream
-    ) -> Iterator[tuple[av.VideoFrame, Fraction, Fraction]]:
-        """Attach exact start/end times; a missing pts continues from the previous frame's end and a
-        missing duration is one frame at the stream's nominal rate."""
-        nominal = 1 / Fraction(stream.average_rate or stream.guessed_rate or self.fps)
-        end = Fraction(0)
-        for frame in frames:
-            start = end if frame.pts is None else frame.pts * frame.time_base
-            end = start + (frame.duration * frame.time_base if frame.duration else nominal)
-            yield frame, start, end
+
+def nominal_frame_duration(stream: av.VideoStream, fallback_fps: Fraction) -> Fraction:
+    """One frame at the stream's stated rate (`fallback_fps` when it states none): the duration of a
+    frame or packet that carries none."""
+    return 1 / Fraction(stream.average_rate or stream.guessed_rate or fallback_fps)

@@ -14,14 +14,56 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator, Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class Stamped(Protocol):
+    """What `timed` reads: a decoded frame or a demuxed packet both have these."""
+
+    pts: int | None
+    duration: int
+    time_base: Fraction
+
+
+S = TypeVar("S", bound=Stamped)
 
 
 def slot(seconds: Fraction, fps: Fraction) -> int:
     """Output slot that a time falls on: seconds * fps rounded to the nearest integer, halves up."""
     return math.floor(seconds * fps + Fraction(1, 2))
+
+
+def timed(items: Iterable[S], frame_duration: Fraction) -> Iterator[tuple[S, Fraction, Fraction]]:
+    """Attach exact start/end times in seconds; a missing pts continues from the previous item's end and
+    a missing duration is `frame_duration` (one frame at the stream's nominal rate)."""
+    end = Fraction(0)
+    for item in items:
+        start = end if item.pts is None else item.pts * item.time_base
+        end = start + (item.duration * item.time_base if item.duration else frame_duration)
+        yield item, start, end
+
+
+def spans(items: Iterable[tuple[T, Fraction, Fraction]], fps: Fraction) -> Iterator[tuple[T, int, int]]:
+    """Yield each `(item, start, end)` item with the output slots `[first, stop)` it fills (empty when dropped).
+
+    Consecutive spans tile `0 .. n` in order, so this is the whole retiming decision; `retime` merely
+    repeats items, and random access (`frames.Timeline`) looks slots up in the stops.
+    """
+    origin = held = held_end = None
+    next_slot = 0
+    for item, start, end in items:
+        if origin is None:
+            origin = start
+        start_slot = slot(start - origin, fps)
+        if held is not None:
+            stop = max(next_slot, start_slot)
+            yield held, next_slot, stop
+            next_slot = stop
+        held, held_end = item, end
+    if held is not None:
+        yield held, next_slot, max(next_slot, slot(held_end - origin, fps))
 
 
 def retime(timed: Iterable[tuple[T, Fraction, Fraction]], fps: Fraction) -> Iterator[T]:
@@ -30,17 +72,6 @@ def retime(timed: Iterable[tuple[T, Fraction, Fraction]], fps: Fraction) -> Iter
     Times are in seconds (exact fractions); items may be yielded several times (the frame is held)
     or not at all (dropped). Only one item is held back at a time, so this streams.
     """
-    origin = held = held_end = None
-    next_slot = 0
-    for item, start, end in timed:
-        if origin is None:
-            origin = start
-        start_slot = slot(start - origin, fps)
-        if held is not None:
-            for _ in range(start_slot - next_slot):
-                yield held
-            next_slot = max(next_slot, start_slot)
-        held, held_end = item, end
-    if held is not None:
-        for _ in range(slot(held_end - origin, fps) - next_slot):
-            yield held
+    for item, first, stop in spans(timed, fps):
+        for _ in range(stop - first):
+            yield item

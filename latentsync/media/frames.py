@@ -1,0 +1,235 @@
+"""Random access, by output-slot index, to the frames of a video retimed to a constant rate.
+
+The sync plans play a video forward, from the start again (loop) or backward (bounce), and the
+pipeline asks for a few dozen output frames at a time, so the whole video is never held. Where each
+output slot's frame sits in the file is learned once from the packets' timestamps (demuxing only,
+no decoding); frames are then decoded forward from a cursor, or from the keyframe at or before the
+wanted frame when the request lies behind the cursor (or far ahead of it, past a keyframe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Iterable, Iterator, NamedTuple
+
+import av
+import numpy as np
+
+from .errors import MediaError
+from .probe import VideoInfo, open_video, probe, upright
+from .reader import nominal_frame_duration
+from .retime import spans, timed
+
+# Seeking, then decoding the keyframe, costs about as much as decoding this many frames in sequence
+# (1080p HEVC, 2 threads), so a cursor only jumps ahead to a keyframe when that skips more frames.
+SEEK_COST_FRAMES = 10
+
+
+class _Stamp(NamedTuple):
+    """A packet's timing without its payload, so the whole stream's can be kept and sorted."""
+
+    pts: int | None
+    duration: int
+    time_base: Fraction
+    keyframe: bool
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Which frame fills each output slot, and where decoding can start, for one video stream.
+
+    Frames are numbered in presentation order. Frame i has timestamp `pts[i]` (stream time base) and
+    fills the output slots `stops[i - 1]` up to `stops[i]` (none when it is dropped), by the rule of
+    `retime.spans` with the time origin at the first frame, so the slots are exactly the frames
+    `VideoReader` yields. `keyframes` lists the frames decoding can start from (frame 0 always: the
+    start of the file is where sequential decoding starts too).
+    """
+
+    pts: np.ndarray  # int64, ascending
+    stops: np.ndarray  # int64, non-decreasing; stops[-1] is the number of output slots
+    keyframes: np.ndarray  # int64, ascending, starting with 0
+
+    @classmethod
+    def read(cls, path: str | Path, fps: Fraction) -> Timeline:
+        """Demux every packet of the first video stream (no decoding) and lay its frames out at `fps`.
+
+        Costs reading the file once and about 0.03 ms per frame (15 ms for the 20 s demo clips).
+        """
+        with open_video(path) as (container, stream):
+            stamps = [
+                _Stamp(packet.pts, packet.duration, packet.time_base, packet.is_keyframe)
+                for packet in container.demux(stream)
+                if packet.size and not packet.is_discard  # skip the end-of-stream marker and edit-list cuts
+            ]
+            frame_duration = nominal_frame_duration(stream, fps)
+        if not stamps:
+            raise MediaError(f"{path}: video stream has no packets")
+        if any(stamp.pts is None for stamp in stamps):
+            raise MediaError(f"{path}: video packets carry no timestamps, so frames cannot be found by time")
+        stamps.sort(key=lambda stamp: stamp.pts)
+        pts = np.array([stamp.pts for stamp in stamps], np.int64)
+        if (repeated := pts[1:][np.diff(pts) == 0]).size:
+            raise MediaError(f"{path}: two video frames share the timestamp {repeated[0]}")
+        stops = np.fromiter((stop for _, _, stop in spans(timed(stamps, frame_duration), fps)), np.int64, len(stamps))
+        keyframes = np.union1d([0], np.flatnonzero([stamp.keyframe for stamp in stamps]))
+        return cls(pts, stops, keyframes)
+
+    def __len__(self) -> int:
+        return int(self.stops[-1])
+
+    def frames_at(self, slots: np.ndarray) -> np.ndarray:
+        """The frame shown in each output slot."""
+        return np.searchsorted(self.stops, slots, side="right")
+
+    def keyframe_before(self, frame: int) -> int:
+        """The last keyframe at or before `frame`, where decoding must start to reach it."""
+        return int(self.keyframes[np.searchsorted(self.keyframes, frame, side="right") - 1])
+
+    def frame_with(self, pts: int | None) -> int | None:
+        """The number of the frame stamped `pts`, None when no packet announced such a frame."""
+        frame = int(np.searchsorted(self.pts, pts)) if pts is not None else len(self.pts)
+        return frame if frame < len(self.pts) and self.pts[frame] == pts else None
+
+
+@dataclass
+class DecodeStats:
+    """What the requests have cost so far."""
+
+    decoded: int = 0  # frames taken from the decoder, the passed-over and dropped ones included
+    converted: int = 0  # frames converted to RGB (each wanted frame once per time it is decoded)
+    seeks: int = 0  # restarts of decoding at a keyframe, the first start included
+
+
+class FrameSource:
+    """The frames `VideoReader(path, fps)` yields, served by position in any order.
+
+    `get(indices)` returns one (H, W, 3) uint8 RGB upright frame per index, in the order asked, each an
+    independent writable array with the very pixels `VideoReader` yields at that position. `len()` is
+    the exact number of output frames (from `Timeline`, without decoding). Use as a context manager, or
+    call `close()`, to release the file between uses.
+
+    Cost: a request whose frames lie ahead of the cursor continues decoding where the previous one
+    stopped (frames passed over are decoded but never converted to RGB). A request reaching behind the
+    cursor seeks to the keyframe at or before its earliest frame and decodes forward from there (a
+    request far ahead, past a keyframe, seeks forward the same way to skip decoding), so a
+    backward run read in chunks of c frames decodes about c + (distance back to the keyframe) frames
+    per chunk; in a clip with a single keyframe that distance is everything before the chunk.
+    Frames ahead of the cursor are served before those behind it, so a loop's wrap-around costs a
+    single seek. `benchmarks/frames.py` measures both passes; `stats` counts the work done.
+
+    Memory: between requests the source holds one RGB frame, the last one converted (a frame held
+    over several output slots, or asked for again at the start of the next request, is not decoded
+    twice). During a request it holds at most the distinct frames asked for plus that one; the
+    decoder's own reference frames (a codec-bounded handful, in YUV) come on top.
+
+    One decoding cursor: use a source from one thread at a time.
+    """
+
+    def __init__(self, path: str | Path, fps: float | Fraction = 25, threads: int = 0) -> None:
+        self.path = Path(path)
+        self.fps = Fraction(fps)
+        self.threads = threads
+        self.info: VideoInfo = probe(self.path)
+        self.timeline = Timeline.read(self.path, self.fps)
+        self.stats = DecodeStats()
+        self._files = contextlib.ExitStack()
+        self._container: av.container.InputContainer | None = None
+        self._stream: av.VideoStream | None = None
+        self._decoded: Iterator[av.VideoFrame] | None = None  # None: the next request must seek
+        self._last = -1  # the last frame taken from the decoder
+        self._held: tuple[int, np.ndarray] | None = None  # the last frame converted, never handed out
+
+    def __len__(self) -> int:
+        return len(self.timeline)
+
+    def get(self, indices: Iterable[int]) -> list[np.ndarray]:
+        """The frames at output positions `indices` (each in 0 .. len - 1), in that order."""
+        frames = self.timeline.frames_at(self._checked(indices)).tolist()
+        pixels: dict[int, np.ndarray] = {}
+        if self._held is not None and self._held[0] in frames:
+            pixels[self._held[0]] = self._held[1]
+        missing = sorted(set(frames) - pixels.keys())
+        ahead = [frame for frame in missing if frame > self._last]
+        behind = [frame for frame in missing if frame <= self._last]
+        try:
+            for frame in ahead + behind:
+                pixels[frame] = self._decode(frame)
+        except BaseException as error:
+            self._decoded = None  # the cursor is unknown now: the next request seeks
+            if isinstance(error, av.error.FFmpegError):
+                raise MediaError(f"{self.path}: decoding failed ({error})") from error
+            raise
+        held = self._held[1] if self._held is not None else None
+        given: set[int] = set()
+        out = []
+        for frame in frames:
+            array = pixels[frame]
+            out.append(array.copy() if frame in given or array is held else array)
+            given.add(frame)
+        return out
+
+    def close(self) -> None:
+        """Close the file and drop the held frame; a later `get` reopens it."""
+        self._files.close()
+        self._container = self._stream = self._decoded = self._held = None
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _checked(self, indices: Iterable[int]) -> np.ndarray:
+        slots = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices))
+        if slots.ndim != 1:
+            raise MediaError(f"{self.path}: frame indices must be a flat sequence, got shape {slots.shape}")
+        if slots.size and not np.issubdtype(slots.dtype, np.integer):
+            raise MediaError(f"{self.path}: frame indices must be integers, got {slots.dtype}")
+        outside = slots[(slots < 0) | (slots >= len(self))]
+        if outside.size:
+            raise MediaError(
+                f"{self.path}: frame index {outside[0]} is out of range: "
+                f"the video has {len(self)} frames at {self.fps} fps"
+            )
+        return slots
+
+    def _decode(self, frame: int) -> np.ndarray:
+        """Decode up to `frame` (seeking first when it is behind the cursor, or far ahead past a keyframe)
+        and return its pixels, which become the held frame."""
+        keyframe = self.timeline.keyframe_before(frame)
+        if self._decoded is None or frame <= self._last or keyframe - self._last - 1 > SEEK_COST_FRAMES:
+            self._seek(keyframe)
+        for decoded in self._decoded:
+            self.stats.decoded += 1
+            position = self.timeline.frame_with(decoded.pts)
+            if position is None:
+                raise MediaError(f"{self.path}: the decoder produced a frame at pts {decoded.pts} no packet announced")
+            if position <= self._last:
+                continue  # a leading picture of the keyframe sought to, or already passed
+            if position > frame:
+                raise MediaError(f"{self.path}: frame {frame} (pts {self.timeline.pts[frame]}) did not decode")
+            self._last = position
+            if position == frame:
+                self._held = None  # let the previous held frame go before converting
+                pixels = upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
+                self.stats.converted += 1
+                self._held = (frame, pixels)
+                return pixels
+        raise MediaError(f"{self.path}: the stream ended before frame {frame} (pts {self.timeline.pts[frame]})")
+
+    def _seek(self, keyframe: int) -> None:
+        """Restart decoding at `keyframe`, opening the file on first use."""
+        if self._container is None:
+            self._container, self._stream = self._files.enter_context(open_video(self.path))
+            self._stream.thread_type = "AUTO"
+            self._stream.thread_count = self.threads
+        self._container.seek(int(self.timeline.pts[keyframe]), backward=True, stream=self._stream)
+        self._decoded = self._container.decode(self._stream)
+        self._last = keyframe - 1
+        self.stats.seeks += 1

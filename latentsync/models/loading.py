@@ -75,6 +75,19 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return state_dict, extra
 
 
+def fit_report(model: nn.Module, state_dict: Mapping[str, torch.Tensor], path: str) -> LoadReport:
+    """Which keys of `state_dict` fit `model` by name and shape, without copying anything."""
+    own = model.state_dict()
+    report = LoadReport(path=path)
+    for key, tensor in state_dict.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif tuple(own[key].shape) != tuple(tensor.shape):
+            report.mismatched.append((key, tuple(tensor.shape), tuple(own[key].shape)))
+    report.missing = [k for k in own if k not in state_dict]
+    return report
+
+
 def load_into(
     model: nn.Module,
     state_dict: Mapping[str, torch.Tensor],
@@ -89,18 +102,9 @@ def load_into(
     that may legitimately be absent, such as motion modules when a stage-1 file feeds a stage-2 model)
     raises a CheckpointError naming the keys.
     """
-    own = model.state_dict()
-    report = LoadReport(path=path)
-    usable: dict[str, torch.Tensor] = {}
-    for key, tensor in state_dict.items():
-        if key not in own:
-            report.unexpected.append(key)
-        elif tuple(own[key].shape) != tuple(tensor.shape):
-            report.mismatched.append((key, tuple(tensor.shape), tuple(own[key].shape)))
-        else:
-            usable[key] = tensor
-    report.missing = [k for k in own if k not in state_dict]
-    model.load_state_dict(usable, strict=False)
+    report = fit_report(model, state_dict, path)
+    skipped = set(report.unexpected) | {key for key, *_ in report.mismatched}
+    model.load_state_dict({k: v for k, v in state_dict.items() if k not in skipped}, strict=False)
 
     tolerated = [k for k in report.missing if any(s in k for s in allowed_missing)]
     problems = LoadReport(

@@ -1,0 +1,70 @@
+"""The data dir's layout. Every file name comes from here, built from ids this server made, so that no id or
+name a client sends can point outside the data dir."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+ID = re.compile(r"[0-9a-f]{32}")
+UPLOAD_NAME = re.compile(r"[0-9a-f]{32}(\.[a-z0-9]{1,10})?")
+UPLOADS_ROUTE = "/api/v3/media/uploads"  # where the API serves uploads; their URLs are inputs the server has
+
+
+class UnknownFile(LookupError):
+    """A job id or upload name that this server did not hand out (or whose file is gone)."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Storage:
+    """DATA/jobs.sqlite3, DATA/uploads/<name>, DATA/results/<job id>.mp4, DATA/work/<job id>/ (fetched inputs)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.uploads = self.root / "uploads"
+        self.results = self.root / "results"
+        self.work = self.root / "work"
+        for folder in (self.uploads, self.results, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def database(self) -> Path:
+        return self.root / "jobs.sqlite3"
+
+    def new_upload(self, filename: str | None) -> Path:
+        """A fresh path for an upload; only a tame form of the client's extension is kept (players want it)."""
+        suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
+        if not re.fullmatch(r"\.[a-z0-9]{1,10}", suffix):
+            suffix = ""
+        return self.uploads / f"{new_id()}{suffix}"
+
+    def upload(self, name: str) -> Path:
+        """The stored upload called `name`; UnknownFile unless it is one of ours and still there."""
+        if not UPLOAD_NAME.fullmatch(name) or not (self.uploads / name).is_file():
+            raise UnknownFile(f"this server has no upload named {name!r}")
+        return self.uploads / name
+
+    def upload_for_url(self, url: str) -> Path | None:
+        """The stored upload a URL this server handed out points to (whatever host name the client used to
+        reach it), None for any other URL; UnknownFile for an upload URL whose file is not here."""
+        folder, _, name = urlsplit(url).path.rpartition("/")
+        if not folder.endswith(UPLOADS_ROUTE):
+            return None
+        return self.upload(name)
+
+    def result(self, job_id: str) -> Path:
+        return self.results / f"{check_id(job_id)}.mp4"
+
+    def work_dir(self, job_id: str) -> Path:
+        return self.work / check_id(job_id)
+
+
+def check_id(job_id: str) -> str:
+    if not ID.fullmatch(job_id):
+        raise UnknownFile(f"no prediction with id {job_id!r}")
+    return job_id

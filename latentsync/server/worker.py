@@ -1,0 +1,146 @@
+"""The single worker thread: takes the oldest waiting job, fetches its inputs, lip-syncs, records the outcome.
+
+One thread and one loaded pipeline, so jobs run one at a time in submission order on one GPU. Whatever goes
+wrong inside a job fails that job with a message for the client; the thread goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Callable
+
+import av
+
+from latentsync.errors import LatentSyncError
+from latentsync.media import MediaError
+from latentsync.pipelines.lipsync import LipsyncOptions
+from latentsync.server.fetch import FetchError, FetchPolicy, fetch
+from latentsync.server.jobs import Job, JobStore
+from latentsync.server.settings import ServerSettings
+from latentsync.server.storage import Storage, UnknownFile
+
+logger = logging.getLogger(__name__)
+
+Pipeline = Callable[..., object]  # LipsyncPipeline or anything called like it
+
+
+class InputTooLong(LatentSyncError, ValueError):
+    """A video or audio input longer than the server accepts."""
+
+
+def media_seconds(path: Path) -> float:
+    """The container's duration, read from its headers (no decoding), 0 when it states none."""
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: not a readable media file ({exc})") from exc
+    with container:
+        if container.duration is not None:
+            return container.duration / av.time_base
+        stated = [float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base]
+        return max(stated, default=0.0)
+
+
+class Worker:
+    """Runs the jobs of `store` on `pipeline`, oldest first, in one daemon thread."""
+
+    def __init__(self, store: JobStore, storage: Storage, pipeline: Pipeline, settings: ServerSettings) -> None:
+        self.store, self.storage, self.pipeline, self.settings = store, storage, pipeline, settings
+        self.fetch_policy = FetchPolicy(settings.max_download_bytes, settings.download_timeout, settings.allow_networks)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        # A daemon: a stop never waits for a running job; the store re-runs it at the next start.
+        self._thread = threading.Thread(target=self._loop, name="latentsync-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A job was submitted."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Take no further job; the running one (if any) is left to finish or to be cut off by the exit."""
+        self._stopping.set()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            job = self.store.claim_next()
+            if job is None:
+                self._wake.wait()
+                self._wake.clear()
+            else:
+                self.run(job)
+
+    def run(self, job: Job) -> None:
+        logger.info("job %s (%s): started", job.id, job.model)
+        work = self.storage.work_dir(job.id)
+        work.mkdir(exist_ok=True)
+        labels: dict[str, str] = {str(self.storage.result(job.id)): "the result"}
+        try:
+            inputs = {}
+            for kind in ("video", "audio"):
+                inputs[kind] = self._input(job.params[kind], work / kind, kind)
+                labels[str(inputs[kind])] = " and ".join(filter(None, (labels.get(str(inputs[kind])), kind)))
+            for kind, path in inputs.items():
+                seconds = media_seconds(path)
+                if seconds > self.settings.max_duration:
+                    raise InputTooLong(
+                        f"the {kind} is {seconds:.1f} s long; this server accepts media up to "
+                        f"{self.settings.max_duration:g} s"
+                    )
+            started = time.perf_counter()
+            self.pipeline(
+                inputs["video"],
+                inputs["audio"],
+                self.storage.result(job.id),
+                steps=job.params["steps"],
+                guidance_scale=job.params["guidance_scale"],
+                seed=job.params["seed"],
+                sync_mode=job.params["sync_mode"],
+                progress=False,
+                **self._progress_option(job.id),
+            )
+            self.store.complete(job.id, round((time.perf_counter() - started) * 1000))
+            logger.info("job %s: completed", job.id)
+        except LatentSyncError as exc:
+            self.store.fail(job.id, self._public(str(exc), labels))
+            logger.info("job %s: failed: %s", job.id, exc)
+        except Exception as exc:  # a bug or a GPU failure: this job fails, the server goes on
+            logger.exception("job %s: internal error", job.id)
+            message = self._public(f"{type(exc).__name__}: {exc}", labels)
+            self.store.fail(job.id, f"internal error ({message}); the server log has the details")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _input(self, url: str, dest: Path, kind: str) -> Path:
+        """The local file for an input URL: a stored upload as it is, anything else downloaded to `dest`."""
+        try:
+            upload = self.storage.upload_for_url(url)
+        except UnknownFile as exc:
+            raise FetchError(f"{kind}: {exc} (uploads live in the server's data dir; was it cleaned?)") from None
+        if upload is not None:
+            return upload
+        try:
+            fetch(url, dest, self.fetch_policy)
+        except FetchError as exc:
+            raise FetchError(f"{kind}: {exc}") from None
+        return dest
+
+    def _progress_option(self, job_id: str) -> dict[str, object]:
+        """Per-chunk progress into the job data, where the pipeline offers the `on_progress(done, total)` hook."""
+        if "on_progress" not in {f.name for f in fields(LipsyncOptions)}:
+            return {}
+        return {"on_progress": lambda done, total: self.store.set_progress(job_id, done / max(total, 1))}
+
+    def _public(self, message: str, labels: dict[str, str]) -> str:
+        """The message with the server's own paths replaced by what the client knows them as."""
+        for path, label in labels.items():
+            message = message.replace(path, label)
+        return message.replace(str(self.storage.root), "<data dir>")

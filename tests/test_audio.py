@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -15,8 +16,10 @@ from whisper.model import AudioEncoder as WhisperAudioEncoder
 from latentsync.audio import (
     AudioEncoder,
     AudioError,
+    AudioFeatureStream,
     frame_chunks,
     load_audio,
+    log_mel,
     num_video_frames,
     plan_windows,
     training_window,
@@ -35,11 +38,14 @@ def _write_whisper_checkpoint(path: Path, dims: dict, encoder_state: dict[str, t
     return path
 
 
-def _random_narrow_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A 64-wide, 2-block whisper encoder with variance-preserving random weights: cheap on long audio."""
-    dims = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
+def _random_narrow_checkpoint(path: Path, seed: int = 0, n_audio_ctx: int = 1500) -> Path:
+    """A 64-wide, 2-block whisper encoder with variance-preserving random weights: cheap on long audio.
+
+    A smaller `n_audio_ctx` shortens its windows (2 * n_audio_ctx mel frames), giving many windows cheaply.
+    """
+    dims = dict(n_mels=80, n_audio_ctx=n_audio_ctx, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
                 n_vocab=8, n_text_ctx=8, n_text_state=64, n_text_head=4, n_text_layer=1)  # fmt: skip
-    model = WhisperAudioEncoder(80, 1500, 64, 4, 2)
+    model = WhisperAudioEncoder(80, n_audio_ctx, 64, 4, 2)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -74,6 +80,15 @@ def _encode_audio(src: Path, dest: Path, codec: str, with_video: bool = False) -
     return dest
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """These tests run many small encoder passes: on shared cores, threads waiting on each other cost 10x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def golden(golden_dir: Path) -> dict:
     return torch.load(golden_dir / "audio_features_demo1.pt", weights_only=True)
@@ -94,6 +109,12 @@ def tiny(tiny_checkpoint: Path) -> AudioEncoder:
 @pytest.fixture(scope="module")
 def narrow(tmp_path_factory: pytest.TempPathFactory) -> AudioEncoder:
     return AudioEncoder(_random_narrow_checkpoint(tmp_path_factory.mktemp("whisper") / "narrow.pt"))
+
+
+@pytest.fixture(scope="module")
+def short_windows(tmp_path_factory: pytest.TempPathFactory) -> AudioEncoder:
+    """The narrow encoder with 3 s windows."""
+    return AudioEncoder(_random_narrow_checkpoint(tmp_path_factory.mktemp("whisper") / "short.pt", n_audio_ctx=150))
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +223,7 @@ def test_features_match_the_official_golden(demo1_features: torch.Tensor, golden
 
 
 def test_frame_chunks_and_training_window_match_the_official_golden(
-    demo1_features: torch.Tensor, golden: dict, tiny: AudioEncoder
+    demo1_features: torch.Tensor, golden: dict, tiny: AudioEncoder, assets: Path
 ) -> None:
     chunks = tiny.frame_chunks(demo1_features, fps=25)
     assert chunks.shape == (golden["num_chunks"], 50, 384) == (242, 50, 384)
@@ -211,6 +232,8 @@ def test_frame_chunks_and_training_window_match_the_official_golden(
     window = tiny.training_window(demo1_features, 0)
     assert window.shape == (16, 50, 384)
     assert (window - golden["train_window_start0"]).abs().max() <= TOL
+    stream = tiny.stream(assets / "demo1_audio.wav")
+    assert stream.num_frames(25) == 242 and torch.equal(stream.frame_chunks(fps=25), chunks)
 
 
 def test_waveform_input_equals_path_input(narrow: AudioEncoder, assets: Path) -> None:
@@ -357,3 +380,91 @@ def test_overlap_mode_is_as_smooth_across_window_switches_as_anywhere(narrow: Au
     assert (weight_b.diff() > 0).all() and weight_b[0] < 0.01 and weight_b[-1] > 0.99  # ...crossing over smoothly
     assert torch.equal(overlap[: fade[0]], official[: fade[0]])  # before the fade: the first window alone
     assert torch.equal(overlap[fade[-1] + 1 :], window_b[fade[-1] + 1 - second.start // 2 :])  # after: the second
+
+
+# ---------------------------------------------------------------- streaming: bounded memory, the same numbers
+
+
+@pytest.fixture(scope="module")
+def long_audio(assets: Path) -> np.ndarray:
+    """67.8 s of speech: three encoder windows in both modes, the last one partial in official mode."""
+    audio = np.concatenate([load_audio(assets / f"demo{i}_audio.wav") for i in (2, 3, 1, 2)])
+    assert len(audio) // 160 > 6000
+    return audio
+
+
+def test_log_mel_equals_whispers_bitwise_while_transforming_30_s_at_a_time(
+    long_audio: np.ndarray, assets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stft_lengths: list[int] = []
+    stft = torch.stft
+
+    def recording_stft(samples: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        stft_lengths.append(len(samples))
+        return stft(samples, *args, **kwargs)
+
+    for audio in (long_audio, long_audio[: 16000 * 30 + 1234], load_audio(assets / "demo1_audio.wav")):
+        samples = torch.from_numpy(audio)
+        expected = log_mel_spectrogram(samples, n_mels=80)
+        monkeypatch.setattr(torch, "stft", recording_stft)
+        mel = log_mel(samples)
+        monkeypatch.setattr(torch, "stft", stft)
+        assert mel.shape == expected.shape == (80, len(audio) // 160)
+        assert torch.equal(mel, expected)
+    assert max(stft_lengths) <= (3000 + 4) * 160  # 30 s and the samples its edge frames read
+
+
+def _record_encodes(stream: AudioFeatureStream, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """For each window `stream` encodes from now on, how many windows it held at that moment."""
+    held: list[int] = []
+    encode = stream.encoder.encode_window
+
+    def recording_encode(mel: torch.Tensor) -> torch.Tensor:
+        held.append(len(stream.cached_windows))
+        return encode(mel)
+
+    monkeypatch.setattr(stream.encoder, "encode_window", recording_encode)
+    return held
+
+
+@pytest.mark.parametrize("mode", ["official", "overlap"])
+def test_stream_read_in_order_gives_the_eager_chunks_encoding_each_window_once(
+    narrow: AudioEncoder, long_audio: np.ndarray, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eager = narrow.features(long_audio, windows=mode)
+    stream = narrow.stream(long_audio, windows=mode)
+    held = _record_encodes(stream, monkeypatch)
+    assert len(stream) == len(eager) and len(stream.plan) == 3
+    assert stream.num_frames(25) == num_video_frames(len(eager), 25) == len(frame_chunks(eager, 25))
+    for start in range(0, stream.num_frames(25), 16):  # as the pipeline reads
+        count = min(16, stream.num_frames(25) - start)
+        assert torch.equal(stream.frame_chunks(fps=25, start=start, count=count), frame_chunks(eager, 25, start, count))
+        assert len(stream.cached_windows) <= 2
+    assert held == [0, 1, 1]  # three windows, each encoded once; the first is dropped before the third is encoded
+
+
+@pytest.mark.parametrize("mode", ["official", "overlap"])
+def test_stream_read_in_any_order_gives_the_eager_rows_holding_at_most_two_windows(
+    short_windows: AudioEncoder, long_audio: np.ndarray, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eager = short_windows.features(long_audio, windows=mode)
+    stream = short_windows.stream(long_audio, windows=mode)
+    held = _record_encodes(stream, monkeypatch)
+    assert len(stream.plan) > 20 and len(stream) == len(eager)  # 3 s windows
+    rng = np.random.default_rng(0)
+    edges = {r for w in stream.plan[1::3] for r in (w.row_lo, w.row_lo + w.fade_in)}  # switches, cross-fade ends
+    requests = [("frames", 30.0, r * 30 // 50 - 3, 8) for r in sorted(edges)]
+    requests += [("frames", float(rng.choice([25, 30, 29.97])), int(rng.integers(0, 2000)), int(rng.integers(0, 40)))
+                 for _ in range(12)]  # fmt: skip
+    requests += [("rows", 0.0, lo, int(rng.integers(lo, min(lo + 300, len(eager)) + 1)))
+                 for lo in rng.integers(0, len(eager), 6)]  # fmt: skip
+    for i in rng.permutation(len(requests)):
+        kind, fps, a, b = requests[i]
+        if kind == "rows":
+            assert torch.equal(stream.rows(a, b), eager[a:b])
+        else:
+            assert torch.equal(stream.frame_chunks(fps, a, b), frame_chunks(eager, fps, a, b))
+    assert torch.equal(stream.frame_chunks(30, start=1990), frame_chunks(eager, 30, start=1990))  # to the last frame
+    assert len(held) > len(stream.plan) and max(held) <= 1 and len(stream.cached_windows) == 2
+    with pytest.raises(ValueError, match="outside the 3392 feature rows"):
+        stream.rows(0, len(eager) + 1)

@@ -32,25 +32,38 @@ def num_video_frames(num_rows: int, fps: float = 25) -> int:
     return first_past_end + 1
 
 
-def frame_chunks(features: torch.Tensor, fps: float = 25, start: int = 0, count: int | None = None) -> torch.Tensor:
-    """Per-frame embeddings (count, 10 * layers, width) for video frames start .. start + count - 1.
+def frame_rows(num_rows: int, fps: float = 25, start: int = 0, count: int | None = None) -> np.ndarray:
+    """Indices (count, 10) of the feature rows video frames start .. start + count - 1 see, clamped to the audio.
 
-    `features` is the (N, layers, width) array from `AudioEncoder.features`. Without `count`, frames run
-    to the official frame count (`num_video_frames`); frames beyond the audio repeat its last row.
+    Without `count`, frames run to the official frame count (`num_video_frames`); frames beyond the
+    audio repeat its last row.
     """
-    if features.ndim != 3 or len(features) == 0:
-        raise ValueError(f"features must be a non-empty (rows, layers, width) array, got shape {tuple(features.shape)}")
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
     if count is None:
-        count = max(num_video_frames(len(features), fps) - start, 0)
+        count = max(num_video_frames(num_rows, fps) - start, 0)
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     frames = np.arange(start, start + count, dtype=np.int64)
     centres = np.floor(frames * FEATURE_RATE / float(fps)).astype(np.int64)
-    rows = np.clip(centres[:, None] + np.arange(-ROWS_BEFORE, ROWS_AFTER), 0, len(features) - 1)
-    picked = features[torch.from_numpy(rows).to(features.device)]  # (count, 10, layers, width)
-    return picked.reshape(count, -1, features.shape[-1])
+    return np.clip(centres[:, None] + np.arange(-ROWS_BEFORE, ROWS_AFTER), 0, num_rows - 1)
+
+
+def take_chunks(features: torch.Tensor, rows: np.ndarray, first_row: int = 0) -> torch.Tensor:
+    """The (len(rows), 10 * layers, width) embeddings of `frame_rows` output, from rows numbered from `first_row`."""
+    picked = features[torch.from_numpy(rows - first_row).to(features.device)]  # (count, 10, layers, width)
+    return picked.reshape(len(rows), rows.shape[1] * features.shape[1], features.shape[2])
+
+
+def frame_chunks(features: torch.Tensor, fps: float = 25, start: int = 0, count: int | None = None) -> torch.Tensor:
+    """Per-frame embeddings (count, 10 * layers, width) for video frames start .. start + count - 1.
+
+    `features` is the (N, layers, width) array from `AudioEncoder.features`; `frame_rows` says which rows
+    each frame sees. `AudioFeatureStream.frame_chunks` gives the same without holding the whole array.
+    """
+    if features.ndim != 3 or len(features) == 0:
+        raise ValueError(f"features must be a non-empty (rows, layers, width) array, got shape {tuple(features.shape)}")
+    return take_chunks(features, frame_rows(len(features), fps, start, count))
 
 
 def training_window(features: torch.Tensor, start: int, num_frames: int = TRAINING_FRAMES) -> torch.Tensor:

@@ -47,6 +47,9 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         except av.FFmpegError as exc:
             raise AudioError(f"{path}: audio decoding failed ({exc})") from exc
     samples = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
+    del pieces  # from here on only the int16 copy and the float32 result are alive: 3x the int16 size
     if samples.size == 0:
         raise AudioError(f"{path}: the audio stream contains no samples")
-    return samples.astype(np.float32) / 32768.0
+    audio = samples.astype(np.float32)
+    audio /= 32768.0
+    return audio

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentsync.audio import SAMPLE_RATE, AudioEncoder, frame_chunks, load_audio
+from latentsync.audio import SAMPLE_RATE, AudioEncoder, AudioFeatureStream, load_audio
 from latentsync.checkpoints import DEFAULT_VERSION, checkpoint_paths, get_version
 from latentsync.config import ConfigError, bundled_config, load_config, to_dict
 from latentsync.errors import InvalidArgumentError
@@ -230,9 +230,10 @@ class LipsyncPipeline:
             padded = plan.n_frames * SAMPLES_PER_FRAME - len(speech)
             if padded > 0:
                 speech = np.pad(speech, (0, padded))
-            features = self.audio_encoder.features(speech, windows=opts.audio_windows)
-            if self.low_vram:
-                self.audio_encoder.encoder.to("cpu")
+            # Windows are encoded as the synthesis reaches them (so the encoder stays on its device); only the
+            # log-mel is kept, not the waveform.
+            features = self.audio_encoder.stream(speech, windows=opts.audio_windows)
+            del speech
 
         with timer("lip sync"):
             result = self._synthesize(frames, frame_size, track, plan, features, plan.fit_audio(out_audio), output, opts)
@@ -271,7 +272,7 @@ class LipsyncPipeline:
         frame_size: tuple[int, int],
         track: FaceTrack,
         plan: SyncPlan,
-        features: torch.Tensor,
+        features: AudioFeatureStream,
         out_audio: np.ndarray,
         output: str | Path | None,
         opts: LipsyncOptions,
@@ -304,7 +305,7 @@ class LipsyncPipeline:
                     picked = np.flatnonzero(has_face)
                     faces = [crop_face(chunk[j], track.matrices[indices[j]], self.resolution) for j in picked]
                     pixel_values = torch.stack([diffusion_inputs(face, mask).pixel_values for face in faces])
-                    embeds = frame_chunks(features, fps=FPS, start=start, count=len(indices))[picked] if audio_layer else None
+                    embeds = features.frame_chunks(fps=FPS, start=start, count=len(indices))[picked] if audio_layer else None
                     synced = denoiser(pixel_values, torch.from_numpy(mask)[None, None], embeds, noise, generator)
                     synced = ((synced.float().cpu() + 1) * 127.5).permute(0, 2, 3, 1).numpy()
                     for face, j in zip(synced, picked):

@@ -107,3 +107,25 @@ def test_bad_arguments_are_named(pipeline, frames, speech) -> None:
         run(pipeline, frames, speech, sync_mode="stretch")
     with pytest.raises(ValueError, match="16 kHz mono"):
         run(pipeline, frames, np.zeros(0, np.float32))
+
+
+def test_progress_is_reported_per_chunk(pipeline, frames, speech) -> None:
+    calls: list[tuple[int, int]] = []
+    run(pipeline, frames, speech[:SECOND], batch_frames=8, on_progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(8, 20), (16, 20), (20, 20)]
+
+
+def test_unsupported_crop_resolution_is_refused(tmp_path) -> None:
+    from latentsync.config import ConfigError
+
+    tiny = write_tiny_models(tmp_path)
+    config = tmp_path / "odd.yaml"
+    config.write_text(tiny.unet_config.read_text().replace("resolution: 64", "resolution: 100"))
+    with pytest.raises(ConfigError, match="resolution 100"):
+        LipsyncPipeline.from_pretrained(
+            unet_config=config,
+            unet_checkpoint=tiny.unet_checkpoint,
+            whisper_checkpoint=tiny.whisper_checkpoint,
+            vae=tiny.vae,
+            device="cpu",
+        )

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -81,6 +81,7 @@ class LipsyncOptions:
     face_at: tuple[float, float] | None = None
     audio_windows: str = "official"
     progress: bool = True
+    on_progress: Callable[[int, int], None] | None = None  # called with (frames written, total) after each chunk
 
     def check(self) -> None:
         if self.sync_mode not in SYNC_MODES:
@@ -148,6 +149,11 @@ class LipsyncPipeline:
         low_vram: bool = False,
     ) -> None:
         self.unet, self.vae, self.audio_encoder = unet, vae, audio_encoder
+        if resolution % 64:
+            raise ConfigError(
+                f"unsupported resolution {resolution}: face crops must be a multiple of 64 px "
+                "(the official models use 256 for 1.5 and 512 for 1.6)"
+            )
         self.resolution = resolution
         self.detector = create_detector(face_detector, device=str(unet.device))
         self.scheduler_config = scheduler_config
@@ -317,6 +323,8 @@ class LipsyncPipeline:
                     for frame in chunk:
                         writer.write(frame)
                 bar.update(len(chunk))
+                if opts.on_progress is not None:
+                    opts.on_progress(start + len(chunk), plan.n_frames)
         return LipsyncResult(
             output=Path(output) if output is not None else None,
             frames=plan.n_frames,

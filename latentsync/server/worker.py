@@ -10,7 +10,6 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +17,6 @@ import av
 
 from latentsync.errors import LatentSyncError
 from latentsync.media import MediaError
-from latentsync.pipelines.lipsync import LipsyncOptions
 from latentsync.server.fetch import FetchError, FetchPolicy, fetch
 from latentsync.server.jobs import Job, JobStore
 from latentsync.server.settings import ServerSettings
@@ -105,7 +103,7 @@ class Worker:
                 seed=job.params["seed"],
                 sync_mode=job.params["sync_mode"],
                 progress=False,
-                **self._progress_option(job.id),
+                on_progress=lambda done, total: self.store.set_progress(job.id, done / max(total, 1)),
             )
             self.store.complete(job.id, round((time.perf_counter() - started) * 1000))
             logger.info("job %s: completed", job.id)
@@ -132,12 +130,6 @@ class Worker:
         except FetchError as exc:
             raise FetchError(f"{kind}: {exc}") from None
         return dest
-
-    def _progress_option(self, job_id: str) -> dict[str, object]:
-        """Per-chunk progress into the job data, where the pipeline offers the `on_progress(done, total)` hook."""
-        if "on_progress" not in {f.name for f in fields(LipsyncOptions)}:
-            return {}
-        return {"on_progress": lambda done, total: self.store.set_progress(job_id, done / max(total, 1))}
 
     def _public(self, message: str, labels: dict[str, str]) -> str:
         """The message with the server's own paths replaced by what the client knows them as."""

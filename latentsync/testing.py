@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from diffusers import AutoencoderKL
@@ -15,6 +16,9 @@ from omegaconf import OmegaConf
 
 from latentsync.config import bundled_config, load_config, to_dict
 from latentsync.models.unet import UNet3DConditionModel
+
+if TYPE_CHECKING:
+    from latentsync.pipelines.lipsync import LipsyncPipeline
 
 TINY_WIDTH = 64  # whisper width = U-Net cross-attention width
 
@@ -26,6 +30,28 @@ class TinyModels:
     whisper_checkpoint: Path
     vae: Path
     resolution: int
+
+    def cli_args(self) -> list[str]:
+        """The model options of `latentsync infer`/`serve` that select these models on the CPU, offline."""
+        return [
+            "--unet-config", str(self.unet_config),
+            "--unet-checkpoint", str(self.unet_checkpoint),
+            "--whisper-checkpoint", str(self.whisper_checkpoint),
+            "--vae", str(self.vae),
+            "--device", "cpu",
+            "--no-download",
+        ]  # fmt: skip
+
+    def load_pipeline(self) -> "LipsyncPipeline":
+        from latentsync.pipelines.lipsync import LipsyncPipeline
+
+        return LipsyncPipeline.from_pretrained(
+            unet_config=self.unet_config,
+            unet_checkpoint=self.unet_checkpoint,
+            whisper_checkpoint=self.whisper_checkpoint,
+            vae=self.vae,
+            device="cpu",
+        )
 
 
 def _randomize(module: torch.nn.Module, generator: torch.Generator) -> None:

@@ -50,3 +50,17 @@ def decode_frames(path: Path, count: int) -> list:
             if len(frames) == count:
                 return frames
     raise AssertionError(f"{path} has fewer than {count} frames")
+
+
+def write_wav(path: Path, samples, rate: int = 16000) -> Path:
+    """A 16-bit mono wav of float samples in [-1, 1]."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path

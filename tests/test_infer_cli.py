@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ASSETS
+from conftest import ASSETS, write_wav
 from latentsync import cli
 from latentsync.audio import load_audio
 from latentsync.media import VideoReader, VideoWriter, probe
@@ -20,26 +19,6 @@ def tiny(tmp_path_factory):
     return write_tiny_models(tmp_path_factory.mktemp("tiny"))
 
 
-def model_args(tiny) -> list[str]:
-    return [
-        "--unet-config", str(tiny.unet_config),
-        "--unet-checkpoint", str(tiny.unet_checkpoint),
-        "--whisper-checkpoint", str(tiny.whisper_checkpoint),
-        "--vae", str(tiny.vae),
-        "--device", "cpu",
-        "--no-download",
-    ]  # fmt: skip
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
 @pytest.fixture(scope="module")
 def one_second(tmp_path_factory) -> Path:
     speech = load_audio(ASSETS / "demo2_audio.wav")[:16000]
@@ -48,7 +27,7 @@ def one_second(tmp_path_factory) -> Path:
 
 def infer(tiny, video, audio, output, *extra: str) -> int:
     return cli.main(["infer", "--video", str(video), "--audio", str(audio), "--output", str(output),
-                     "--steps", "1", "--quiet", *model_args(tiny), *extra])  # fmt: skip
+                     "--steps", "1", "--quiet", *tiny.cli_args(), *extra])  # fmt: skip
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

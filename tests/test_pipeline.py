@@ -18,14 +18,7 @@ SECOND = 16000
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> LipsyncPipeline:
-    tiny = write_tiny_models(tmp_path_factory.mktemp("tiny"))
-    return LipsyncPipeline.from_pretrained(
-        unet_config=tiny.unet_config,
-        unet_checkpoint=tiny.unet_checkpoint,
-        whisper_checkpoint=tiny.whisper_checkpoint,
-        vae=tiny.vae,
-        device="cpu",
-    )
+    return write_tiny_models(tmp_path_factory.mktemp("tiny")).load_pipeline()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ import pytest
 import torch
 import uvicorn
 
-from conftest import ASSETS
+from conftest import ASSETS, write_wav
 from latentsync import cli
 from latentsync.audio import load_audio
 from latentsync.media import SYNC_MODES, VideoWriter, probe
@@ -47,36 +46,6 @@ LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.1/32"),)  # the test file server'
 
 
 # --- helpers the web page test shares ---------------------------------------------------------------------------
-def model_args(tiny: TinyModels) -> list[str]:
-    return [
-        "--unet-config", str(tiny.unet_config),
-        "--unet-checkpoint", str(tiny.unet_checkpoint),
-        "--whisper-checkpoint", str(tiny.whisper_checkpoint),
-        "--vae", str(tiny.vae),
-        "--device", "cpu",
-        "--no-download",
-    ]  # fmt: skip
-
-
-def load_tiny_pipeline(tiny: TinyModels) -> LipsyncPipeline:
-    return LipsyncPipeline.from_pretrained(
-        unet_config=tiny.unet_config,
-        unet_checkpoint=tiny.unet_checkpoint,
-        whisper_checkpoint=tiny.whisper_checkpoint,
-        vae=tiny.vae,
-        device="cpu",
-    )
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
 def short_speech(folder: Path) -> Path:
     return write_wav(folder / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[: int(16000 * SPEECH_SECONDS)])
 
@@ -157,7 +126,7 @@ def tiny(tmp_path_factory) -> TinyModels:
 def pipeline(tiny):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two shared cores: one for the worker, one for the test and the API
-    yield load_tiny_pipeline(tiny)
+    yield tiny.load_pipeline()
     torch.set_num_threads(threads)
 
 
@@ -480,7 +449,7 @@ def test_a_restart_in_the_middle_of_the_queue_loses_no_job(tiny, pipeline, media
     command = [sys.executable, "-m", "latentsync", "serve", "--port", str(port), "--data-dir", str(data)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENTSYNC_API_KEY": ""}
     with (tmp_path / "server.log").open("w") as log:
-        process = subprocess.Popen(command + model_args(tiny), stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command + tiny.cli_args(), stdout=log, stderr=subprocess.STDOUT, env=env)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         deadline = time.monotonic() + 180

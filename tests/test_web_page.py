@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ASSETS
 from latentsync.server import ServerSettings
-from test_server import LiveServer, load_tiny_pipeline, short_speech
+from test_server import LiveServer, short_speech
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
 from selenium.webdriver.common.by import By
@@ -35,7 +35,7 @@ def server(tmp_path_factory):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    pipeline = load_tiny_pipeline(write_tiny_models(tmp_path_factory.mktemp("tiny")))
+    pipeline = write_tiny_models(tmp_path_factory.mktemp("tiny")).load_pipeline()
     live = LiveServer(ServerSettings(data_dir=tmp_path_factory.mktemp("data")), pipeline)
     yield live
     live.stop()

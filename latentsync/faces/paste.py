@@ -27,12 +27,21 @@ RIM_EROSION = np.ones((2, 2), dtype=np.uint8)
 
 
 def resize_face(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) float32 crop resized to `size` (width, height): bicubic with antialiasing, as torchvision does."""
-    tensor = torch.from_numpy(np.ascontiguousarray(face, dtype=np.float32)).permute(2, 0, 1)[None]
-    resized = torch.nn.functional.interpolate(
-        tensor, size=(size[1], size[0]), mode="bicubic", align_corners=False, antialias=True
-    )
-    return resized[0].permute(1, 2, 0).contiguous().numpy()
+    """(H, W, 3) float32 crop resized to `size` (width, height): bicubic with antialiasing, as torchvision does.
+
+    Runs on one torch thread (the same pixels): this small resize and copy gain little from a second thread, and
+    cost about twice the CPU time with one, more when its core is busy elsewhere (e.g. with the video encoder).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tensor = torch.from_numpy(np.ascontiguousarray(face, dtype=np.float32)).permute(2, 0, 1)[None]
+        resized = torch.nn.functional.interpolate(
+            tensor, size=(size[1], size[0]), mode="bicubic", align_corners=False, antialias=True
+        )
+        return resized[0].permute(1, 2, 0).contiguous().numpy()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def soft_mask(box_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,10 +95,15 @@ def paste_back(
             image, inverse, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 3
         )
 
-    warped_face = np.clip(warp(resize_face(face, box_size), OUTSIDE_FILL), 0, 255)
     eroded, soft = soft_mask(warp(np.ones(box_size[::-1], dtype=np.float32), 0.0))
     soft = soft[..., None]
+    # soft * (eroded * face) + (1 - soft) * background, computed in place (the same float32 operations, in the
+    # same order, so the same pixels) to spare the region-sized temporaries.
+    blended = np.clip(warp(resize_face(face, box_size), OUTSIDE_FILL), 0, 255)
+    blended *= eroded[..., None]
+    blended *= soft
     background = frame[rows, cols].astype(np.float32)
-    blended = soft * (eroded[..., None] * warped_face) + (1 - soft) * background
+    background *= 1 - soft
+    blended += background
     out[rows, cols] = truncate_to_uint8(blended)
     return out

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import secrets
+import threading
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +18,8 @@ from .errors import MediaError
 
 # Containers that can put their index first so players start before the download ends.
 _FASTSTART_SUFFIXES = {".mp4", ".m4v", ".mov"}
+# Frames `write` may run ahead of the encoder thread (1080p: 6 MB each); when the queue is full, `write` waits.
+QUEUE_FRAMES = 8
 
 
 class VideoWriter:
@@ -35,6 +39,11 @@ class VideoWriter:
 
     The default preset favours speed: x264 `veryfast` encodes 1080p about twice as fast as
     `medium` (ffmpeg's default), for a somewhat larger file at the same crf.
+
+    Encoding runs in a background thread, so that the caller's next frame is prepared while this
+    one is converted and compressed (both release the GIL): `write` copies the frame and queues it,
+    up to QUEUE_FRAMES ahead. An encoding error is raised by the next `write`, or at the block's
+    exit, which waits for every queued frame.
     """
 
     def __init__(
@@ -60,9 +69,14 @@ class VideoWriter:
         self.audio = audio
         self.sample_rate = sample_rate
         self.crf, self.preset, self.audio_bitrate = crf, preset, audio_bitrate
-        self.frames_written = 0
+        self.frames_written = 0  # frames accepted by `write`
+        self._encoded = 0  # frames the encoder thread has encoded
         self._audio_written = 0
         self._container: av.container.OutputContainer | None = None
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(QUEUE_FRAMES)
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None  # the encoder thread's failure, raised in the caller's thread
+        self._abandoned = False  # set on a failed exit: the thread drops what is still queued
 
     def __enter__(self) -> VideoWriter:
         if not self.path.parent.is_dir():
@@ -78,27 +92,23 @@ class VideoWriter:
         except BaseException:
             self._discard()
             raise
+        self._worker = threading.Thread(target=self._encode_queued, name=f"encode {self.path.name}", daemon=True)
+        self._worker.start()
         return self
 
     def write(self, frame: np.ndarray) -> None:
-        """Encode one RGB frame, then the audio that plays during it."""
+        """Queue one RGB frame (a copy: the caller may reuse its array) for encoding with the audio during it."""
         if self._container is None:
             raise RuntimeError("VideoWriter.write called outside its `with` block")
+        self._raise_encoder_error()
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise MediaError(
                 f"{self.path}: frame {self.frames_written} is {frame.dtype} {frame.shape}, "
                 f"expected uint8 {(self.height, self.width, 3)}"
             )
         width, height = self.encoded_size
-        rgb = np.ascontiguousarray(frame[:height, :width])
-        yuv = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24").reformat(
-            format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG"
-        )
-        yuv.pts = self.frames_written
-        self._container.mux(self._video.encode(yuv))
+        self._queue.put(np.array(frame[:height, :width], order="C"))
         self.frames_written += 1
-        if self.audio is not None:
-            self._write_audio(self.frames_written * self.sample_rate // self.fps)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -106,11 +116,14 @@ class VideoWriter:
         published = False
         try:
             if exc_type is None:
+                self._stop_worker()
                 self._finish()
                 os.replace(self._temp, self.path)
                 published = True
         finally:
             if not published:
+                self._abandoned = True
+                self._stop_worker()
                 with contextlib.suppress(av.error.FFmpegError):
                     self._container.close()
                 self._discard()
@@ -131,9 +144,49 @@ class VideoWriter:
             layout = "mono" if self.audio.shape[0] == 1 else "stereo"
             self._audio = self._container.add_stream("aac", rate=self.sample_rate, layout=layout)
             self._audio.bit_rate = self.audio_bitrate
+        # Opens the codecs and the file now, so that their errors surface here and not in the encoder thread.
+        self._container.start_encoding()
+
+    def _encode_queued(self) -> None:
+        """The encoder thread: encode queued frames until the None that ends the queue.
+
+        After a failure (or when abandoned) it keeps taking frames off the queue without encoding
+        them, so that a `write` waiting for room never blocks for good.
+        """
+        while (rgb := self._queue.get()) is not None:
+            if self._error is None and not self._abandoned:
+                try:
+                    self._encode(rgb)
+                except BaseException as error:  # handed to the caller's thread
+                    self._error = error
+
+    def _encode(self, rgb: np.ndarray) -> None:
+        """Encode one frame, then the audio that plays during it."""
+        yuv = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24").reformat(
+            format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG"
+        )
+        yuv.pts = self._encoded
+        self._container.mux(self._video.encode(yuv))
+        self._encoded += 1
+        if self.audio is not None:
+            self._write_audio(self._encoded * self.sample_rate // self.fps)
+
+    def _stop_worker(self) -> None:
+        """End the encoder thread once it has emptied the queue, and wait for it."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+
+    def _raise_encoder_error(self) -> None:
+        if self._error is not None:
+            if isinstance(self._error, av.error.FFmpegError):
+                raise MediaError(f"{self.path}: encoding failed ({self._error})") from self._error
+            raise self._error
 
     def _finish(self) -> None:
         """Flush both encoders (audio after its remaining samples) and write the trailer."""
+        self._raise_encoder_error()
         if self.frames_written == 0:
             raise MediaError(f"{self.path}: no frames were written")
         self._container.mux(self._video.encode(None))

@@ -131,9 +131,7 @@ def memory(seconds_list: list[float]) -> None:
                 "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)",
                 "infer", "--video", str(ASSETS / "demo1_video.mp4"), "--audio", str(audio),
                 "--output", str(Path(tmp) / "out.mp4"), "--sync-mode", "loop", "--steps", "1", "--quiet",
-                "--unet-config", str(tiny.unet_config), "--unet-checkpoint", str(tiny.unet_checkpoint),
-                "--whisper-checkpoint", str(tiny.whisper_checkpoint), "--vae", str(tiny.vae),
-                "--device", "cpu", "--no-download",
+                *tiny.cli_args(),
             ]  # fmt: skip
             start = time.perf_counter()
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -93,6 +93,7 @@ def _infer(args: argparse.Namespace) -> int:
         face_index=args.face_index,
         face_at=args.face_at,
         audio_windows=args.audio_windows,
+        face_tracking=args.face_tracking,
         progress=not args.quiet,
     )
     if not args.quiet:
@@ -158,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--face-at", type=_point, default=None, metavar="X,Y", help="with several faces: the one at X,Y")
     inf.add_argument("--audio-windows", choices=["official", "overlap"], default="official",
                      help="Whisper context for audio over 30 s: official restarts, or overlapping windows")
+    inf.add_argument("--no-face-tracking", dest="face_tracking", action="store_false",
+                     help="run the full-frame face finder on every frame instead of following the face")
     inf.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     add_model_options(inf)
     inf.set_defaults(run=_infer)

@@ -31,7 +31,7 @@ from latentsync.faces import create_detector
 from latentsync.faces.align import crop_face
 from latentsync.faces.mask import diffusion_inputs, fixed_mask
 from latentsync.faces.paste import paste_back
-from latentsync.faces.track import FaceTrack, track_faces
+from latentsync.faces.track import REDETECT_EVERY, FaceTrack, track_faces
 from latentsync.media import SYNC_MODES, FrameSource, MediaError, SyncPlan, VideoReader, VideoWriter, plan_sync, probe
 from latentsync.models import UNet3DConditionModel, load_vae
 
@@ -80,6 +80,7 @@ class LipsyncOptions:
     face_index: int | None = None
     face_at: tuple[float, float] | None = None
     audio_windows: str = "official"
+    face_tracking: bool = True  # follow the face between full-frame detections (every REDETECT_EVERY frames)
     progress: bool = True
     on_progress: Callable[[int, int], None] | None = None  # called with (frames written, total) after each chunk
 
@@ -227,7 +228,14 @@ class LipsyncPipeline:
             # Modes that never play past the audio's end need no frames beyond it.
             limit = math.ceil(n_audio) if opts.sync_mode in ("cut_off", "loop", "bounce") else None
             track = track_faces(
-                in_order, self.detector, self.resolution, opts.face_index, opts.face_at, limit, opts.progress
+                in_order,
+                self.detector,
+                self.resolution,
+                opts.face_index,
+                opts.face_at,
+                limit,
+                opts.progress,
+                redetect_every=REDETECT_EVERY if opts.face_tracking else None,
             )
         plan = plan_sync(opts.sync_mode, len(track), n_audio, sample_rate=OUTPUT_SAMPLE_RATE, fps=FPS)
 
@@ -241,8 +249,9 @@ class LipsyncPipeline:
             features = self.audio_encoder.stream(speech, windows=opts.audio_windows)
             del speech
 
+        out_audio = plan.fit_audio(out_audio)  # rebinding frees the untrimmed copy
         with timer("lip sync"):
-            result = self._synthesize(frames, frame_size, track, plan, features, plan.fit_audio(out_audio), output, opts)
+            result = self._synthesize(frames, frame_size, track, plan, features, out_audio, output, opts)
         result.seconds = timer.seconds
         return result
 

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import decode_frames
 
+from latentsync.audio import load_audio
 from latentsync.media import MediaError, SyncError, VideoReader, VideoWriter, plan_sync, probe, retime
 
 # Source frames shown by the first five 25 fps output frames of every 6-frame group of a 30 fps clip
@@ -288,9 +289,20 @@ def test_saturated_colours_survive_the_round_trip(tmp_path):
     assert np.abs(patch_means - colours).max() < 4
 
 
+def test_writer_takes_int16_audio(tmp_path):
+    tone = (np.sin(np.arange(16000) / 16000 * 2 * np.pi * 440) * 16000).astype(np.int16)
+    path = tmp_path / "int16.mp4"
+    with VideoWriter(path, 64, 48, fps=25, audio=tone, sample_rate=16000) as writer:
+        for _ in range(25):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+    back = load_audio(path)
+    assert abs(len(back) - 16000) <= 1024
+    assert 0.3 < np.abs(back[2000:14000]).max() < 0.6  # 16000 / 32768 ~ 0.49: scaled, not clipped or silent
+
+
 def test_writer_rejects_bad_arguments(tmp_path):
     with pytest.raises(MediaError, match="float samples"):
-        VideoWriter(tmp_path / "a.mp4", 64, 48, audio=np.zeros(100, np.int16))
+        VideoWriter(tmp_path / "a.mp4", 64, 48, audio=np.zeros(100, np.int32))
     with pytest.raises(MediaError, match="channels"):
         VideoWriter(tmp_path / "a.mp4", 64, 48, audio=np.zeros((3, 100), np.float32))
     with pytest.raises(MediaError, match="cannot write this kind of file"):

@@ -16,8 +16,9 @@ class AudioError(LatentSyncError, ValueError):
     """An audio input cannot be used: missing, unreadable, without an audio stream, empty or too short."""
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode the first audio stream of `path` (wav, mp3, m4a, aac, a video's track...) to mono float32.
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, as_int16: bool = False) -> np.ndarray:
+    """Decode the first audio stream of `path` (wav, mp3, m4a, aac, a video's track...) to mono float32
+    (or the int16 samples themselves with `as_int16`, half the memory, e.g. for audio that is only re-encoded).
 
     The stream is down-mixed and resampled by libswresample (PyAV's AudioResampler) to signed 16-bit
     samples and divided by 32768, as the official pipeline's ffmpeg call does: a 16 kHz mono int16 wav
@@ -50,6 +51,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     del pieces  # from here on only the int16 copy and the float32 result are alive: 3x the int16 size
     if samples.size == 0:
         raise AudioError(f"{path}: the audio stream contains no samples")
+    if as_int16:
+        return samples
     audio = samples.astype(np.float32)
     audio /= 32768.0
     return audio

@@ -200,6 +200,8 @@ class VideoWriter:
         samples = self.audio[:, self._audio_written : until]
         if samples.shape[1] == 0:
             return
+        if samples.dtype == np.int16:
+            samples = samples.astype(np.float32) / 32768.0
         chunk = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(samples), format="fltp", layout=self._audio.layout.name
         )
@@ -214,11 +216,12 @@ class VideoWriter:
 
 
 def _as_channels_first(audio: np.ndarray, path: str | Path) -> np.ndarray:
-    """Validate the audio and shape it (channels, samples) float32 for the AAC encoder."""
-    if not np.issubdtype(audio.dtype, np.floating):
-        raise MediaError(f"{path}: audio must be float samples in [-1, 1], got {audio.dtype}")
+    """Validate the audio and shape it (channels, samples): float32, or int16 (half the memory for long audio,
+    converted a chunk at a time as it is encoded)."""
+    if audio.dtype != np.int16 and not np.issubdtype(audio.dtype, np.floating):
+        raise MediaError(f"{path}: audio must be float samples in [-1, 1] or int16, got {audio.dtype}")
     if audio.ndim == 1:
         audio = audio[None]
     if audio.ndim != 2 or audio.shape[0] not in (1, 2):
         raise MediaError(f"{path}: audio must be (samples,) or (1 or 2 channels, samples), got {audio.shape}")
-    return audio.astype(np.float32, copy=False)
+    return audio if audio.dtype == np.int16 else audio.astype(np.float32, copy=False)

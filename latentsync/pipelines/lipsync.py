@@ -105,7 +105,7 @@ class LipsyncResult:
     sync_mode: str
     seconds: dict[str, float] = field(default_factory=dict)
     video: np.ndarray | None = None  # (n, H, W, 3) uint8 when no output path was given
-    audio: np.ndarray | None = None  # float32 mono at OUTPUT_SAMPLE_RATE, likewise
+    audio: np.ndarray | None = None  # int16 mono at OUTPUT_SAMPLE_RATE, likewise
 
     @property
     def frames_without_face(self) -> int:
@@ -256,18 +256,15 @@ class LipsyncPipeline:
         return result
 
     def _read_audio(self, audio: str | Path | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(16 kHz speech for the models, output-rate speech for the file)."""
+        """(16 kHz float speech for the models, int16 speech at the output rate for the file)."""
         if isinstance(audio, np.ndarray):
             speech = np.asarray(audio, dtype=np.float32)
             if speech.ndim != 1 or len(speech) == 0:
                 raise InvalidArgumentError(f"audio array must be non-empty 16 kHz mono, got shape {speech.shape}")
-            out = np.interp(
-                np.arange(round(len(speech) * OUTPUT_SAMPLE_RATE / SAMPLE_RATE)) * SAMPLE_RATE / OUTPUT_SAMPLE_RATE,
-                np.arange(len(speech)),
-                speech,
-            ).astype(np.float32)
-            return speech, out
-        return load_audio(audio, SAMPLE_RATE), load_audio(audio, OUTPUT_SAMPLE_RATE)
+            times = np.arange(round(len(speech) * OUTPUT_SAMPLE_RATE / SAMPLE_RATE)) * SAMPLE_RATE / OUTPUT_SAMPLE_RATE
+            out = np.interp(times, np.arange(len(speech)), speech)
+            return speech, (np.clip(out, -1, 1) * 32767).astype(np.int16)
+        return load_audio(audio, SAMPLE_RATE), load_audio(audio, OUTPUT_SAMPLE_RATE, as_int16=True)
 
     def _open_video(
         self, video: str | Path | np.ndarray

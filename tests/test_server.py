@@ -302,6 +302,15 @@ def test_a_bad_input_fails_its_job_with_a_clear_error_and_the_server_keeps_servi
     assert_error(client.get(f"/api/v3/predictions/{job['id']}/output.mp4"), 404, "status: failed")
 
 
+def test_api_docs_work_offline(server) -> None:
+    client = server.client
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert "cdn" not in page.text.lower() and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert "/api/v3/sync/lipsync-3" in client.get("/openapi.json").json()["paths"]
+
+
 def test_requests_that_can_never_work_are_refused_in_the_envelope(server, uploads) -> None:
     client = server.client
     speech = uploads["speech"]

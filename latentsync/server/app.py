@@ -16,13 +16,15 @@ from typing import AsyncIterator, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from latentsync import __version__
 from latentsync.server.fetch import FetchError, check_scheme
@@ -132,6 +134,7 @@ def create_app(settings: ServerSettings, pipeline: Pipeline) -> FastAPI:
         version=__version__,
         description="Lip-sync jobs in the hosted services' API shapes, run on this machine's GPU.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the swagger-ui-bundle package: GPU boxes are often offline
     )
     _add_error_handlers(app)
     upload_route = f"{API}/media/upload/binary"
@@ -257,6 +260,17 @@ def create_app(settings: ServerSettings, pipeline: Pipeline) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="LatentSync server API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -100,22 +100,28 @@ def checkpoint_paths(version: str = DEFAULT_VERSION, root: str | Path | None = N
     return CheckpointPaths(get_version(version).name, checkpoints_root(root))
 
 
+INFERENCE_PARTS = ("unet", "whisper", "vae")
+
+
 def download(
     version: str = DEFAULT_VERSION,
     root: str | Path | None = None,
     with_training: bool = False,
     token: str | None = None,
+    parts: tuple[str, ...] = INFERENCE_PARTS,
 ) -> CheckpointPaths:
     """Fetch the official files of `version` (and the shared VAE) into `root`; files already there are kept.
 
-    huggingface_hub resumes interrupted transfers and shows a progress bar per file.
+    `parts` limits the fetch to some of "unet", "whisper" and "vae". huggingface_hub resumes interrupted
+    transfers and shows a progress bar per file.
     """
     from huggingface_hub import hf_hub_download, snapshot_download
 
     paths = checkpoint_paths(version, root)
     repo = HUB_REPOS[paths.version]
-    files = [(repo, name, paths.folder) for name in ["latentsync_unet.pt", "whisper/tiny.pt"]]
-    files += [(VAE_REPO, name, paths.vae) for name in VAE_FILES]
+    wanted = {"unet": [(repo, "latentsync_unet.pt", paths.folder)], "whisper": [(repo, "whisper/tiny.pt", paths.folder)],
+              "vae": [(VAE_REPO, name, paths.vae) for name in VAE_FILES]}  # fmt: skip
+    files = [file for part in parts for file in wanted[part]]
     if with_training:
         files.append((repo, "stable_syncnet.pt", paths.folder))
     try:

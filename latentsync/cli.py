@@ -22,6 +22,9 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+
+
 def _point(text: str) -> tuple[float, float]:
     try:
         x, y = (float(v) for v in text.split(","))
@@ -48,7 +51,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--compile", action="store_true", help="torch.compile the U-Net (slow first chunk, faster after)")
     g.add_argument("--no-download", dest="download", action="store_false",
                    help="fail instead of fetching missing default weights from the hub")
-    g.add_argument("--low-vram", action="store_true", help="keep the VAE and Whisper off the GPU while the U-Net runs")  # fmt: skip
+    g.add_argument("--low-vram", action="store_true",
+                   help="keep the VAE on the CPU between uses and run Whisper there (for 8-12 GB cards)")
 
 
 def load_pipeline(args: argparse.Namespace):
@@ -56,10 +60,15 @@ def load_pipeline(args: argparse.Namespace):
     from latentsync.pipelines.lipsync import LipsyncPipeline
 
     paths = checkpoint_paths(args.version, args.checkpoints)
-    defaults = [(args.unet_checkpoint, paths.unet), (args.whisper_checkpoint, paths.whisper), (args.vae, paths.vae)]
-    if args.download and any(given is None and not path.exists() for given, path in defaults):
-        logging.info("fetching the LatentSync %s weights into %s (first use)", paths.version, paths.root)
-        download(paths.version, paths.root)
+    defaults = {
+        "unet": (args.unet_checkpoint, paths.unet),
+        "whisper": (args.whisper_checkpoint, paths.whisper),
+        "vae": (args.vae, paths.vae),
+    }
+    missing = tuple(part for part, (given, path) in defaults.items() if given is None and not path.exists())
+    if args.download and missing:
+        logging.info("fetching the LatentSync %s weights (%s) into %s", paths.version, ", ".join(missing), paths.root)
+        download(paths.version, paths.root, parts=missing)
     return LipsyncPipeline.from_pretrained(
         version=args.version,
         checkpoints=args.checkpoints,
@@ -79,6 +88,8 @@ def _infer(args: argparse.Namespace) -> int:
     for flag, path in (("--video", args.video), ("--audio", args.audio)):
         if not Path(path).is_file():
             raise LatentSyncError(f"{flag} {path}: no such file")
+    if Path(args.output).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise LatentSyncError(f"--output {args.output}: write an H.264 video file, one of {', '.join(OUTPUT_SUFFIXES)}")
     pipeline = load_pipeline(args)
     result = pipeline(
         args.video,

@@ -110,3 +110,15 @@ def test_vae_loads_from_a_local_diffusers_folder(tmp_path) -> None:
 
     with pytest.raises(CheckpointError, match="latentsync download"):
         load_vae(tmp_path / "missing")
+
+
+def test_infer_fetches_only_the_missing_default_files(tmp_path, fake_hub, monkeypatch) -> None:
+    from latentsync.pipelines import lipsync
+
+    monkeypatch.setattr(lipsync.LipsyncPipeline, "from_pretrained", classmethod(lambda cls, **kw: kw))
+    args = cli.build_parser().parse_args(
+        ["infer", "--video", "v.mp4", "--audio", "a.wav", "--output", "o.mp4", "--checkpoints", str(tmp_path),
+         "--unet-checkpoint", "mine.pt", "--whisper-checkpoint", "tiny.pt"]  # fmt: skip
+    )
+    assert cli.load_pipeline(args)["unet_checkpoint"] == "mine.pt"
+    assert {name for _, name in fake_hub.calls} == {"config.json", "diffusion_pytorch_model.safetensors"}

@@ -110,3 +110,10 @@ def test_missing_weights_name_the_download_command(one_second, tmp_path, capsys)
     assert code == 2
     err = capsys.readouterr().err
     assert "latentsync_unet.pt" in err and "latentsync download --version 1.6" in err
+
+
+def test_unusable_output_path_fails_before_any_work(tiny, one_second, tmp_path, capsys) -> None:
+    assert infer(tiny, ASSETS / "demo1_video.mp4", one_second, tmp_path / "result.gif") == 2
+    assert "one of .mp4" in capsys.readouterr().err
+    assert infer(tiny, ASSETS / "demo1_video.mp4", one_second, tmp_path / "no" / "such" / "dir.mp4") == 2
+    assert "output folder does not exist" in capsys.readouterr().err

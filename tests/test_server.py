@@ -384,6 +384,16 @@ def test_serve_takes_the_model_options_and_network_allowances() -> None:
         parse(["serve", "--allow-url-network", "the intranet"])
 
 
+def test_half_written_results_of_a_hard_stop_are_removed_at_start(tmp_path) -> None:
+    storage = Storage(tmp_path / "data")
+    orphan = storage.results / f".{'a' * 32}.0123456789ab.partial.mp4"
+    orphan.write_bytes(b"cut off")
+    done = storage.result("b" * 32)
+    done.write_bytes(b"a finished video")
+    Storage(tmp_path / "data")
+    assert not orphan.exists() and done.exists()
+
+
 def test_ids_and_file_names_stay_inside_the_data_dir(tmp_path) -> None:
     storage = Storage(tmp_path / "data")
     evil = storage.new_upload("../../../etc/cron.d/x.SH")

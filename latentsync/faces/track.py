@@ -113,15 +113,14 @@ def track_faces(
     matrices: list[np.ndarray] = []
     found: list[bool] = []
     nan = np.full((2, 3), np.nan)
-    bar = tqdm(total=limit, desc="Finding faces", unit="frame", disable=not progress)
-    for frame in frames:
-        face = follower(frame)
-        found.append(face is not None)
-        matrices.append(aligner.matrix(face.anchors()) if face is not None else nan)
-        bar.update()
-        if limit is not None and len(found) >= limit:
-            break
-    bar.close()
+    with tqdm(total=limit, desc="Finding faces", unit="frame", disable=not progress) as bar:
+        for frame in frames:
+            face = follower(frame)
+            found.append(face is not None)
+            matrices.append(aligner.matrix(face.anchors()) if face is not None else nan)
+            bar.update()
+            if limit is not None and len(found) >= limit:
+                break
     track = FaceTrack(np.asarray(matrices, dtype=np.float64).reshape(-1, 2, 3), np.asarray(found, dtype=bool))
     if track.faces_found == 0:
         where = "" if index is None and at is None else " matching --face-index/--face-at"

@@ -34,9 +34,11 @@ class UNet3DConditionOutput(BaseOutput):
 class DeepCache:
     """DeepCache (Ma et al., 2024) for the denoising loop: reuse the deep U-Net features between steps.
 
-    Every `interval`-th step runs the whole U-Net and keeps the input of the last up stage; the steps in between
-    run only the shallowest stage (conv_in, the first down stage's layers, the last up stage) on top of the
-    kept features. Call `step(i)` before each denoising step and `reset()` before a new chunk.
+    Every `interval`-th step runs the whole U-Net and keeps the input of the last layer of the last up stage; the
+    steps in between run only conv_in, that last layer (on the kept features and the fresh conv_in skip) and the
+    output convolution. This is DeepCache's shallowest branch (cache_branch_id 0), which the official
+    `--enable_deepcache` uses with interval 3. Call `step(i)` before each denoising step and `reset()` before a new
+    chunk.
     """
 
     def __init__(self, interval: int = 3) -> None:
@@ -206,8 +208,8 @@ class UNet3DConditionModel(nn.Module):
 
         x = self.conv_in(sample)
         if deep_cache is not None and not deep_cache.refresh:
-            _, shallow_skips = self.down_blocks[0](x, temb, audio, downsample=False)
-            x = self.up_blocks[-1](deep_cache.features, [x, *shallow_skips], temb, audio)
+            last = self.up_blocks[-1]
+            x = last(deep_cache.features, [x], temb, audio, layers=range(len(last.resnets) - 1, len(last.resnets)))
         else:
             x = self._full_pass(x, temb, audio, sample.shape[-2:], deep_cache)
 
@@ -230,10 +232,14 @@ class UNet3DConditionModel(nn.Module):
 
         # Sizes that are not a multiple of the total down factor need explicit upsampling targets.
         odd = any(s % 2 ** (len(self.up_blocks) - 1) for s in size)
-        for i, block in enumerate(self.up_blocks):
-            if deep_cache is not None and i == len(self.up_blocks) - 1:
-                deep_cache.features = x
+        for block in self.up_blocks:
             block_skips = [skips.pop() for _ in block.resnets][::-1]
             upsample_to = tuple(skips[-1].shape[-2:]) if odd and skips else None
-            x = block(x, block_skips, temb, audio, upsample_to)
+            if deep_cache is not None and block is self.up_blocks[-1]:
+                n = len(block.resnets)
+                x = block(x, block_skips, temb, audio, layers=range(n - 1))
+                deep_cache.features = x
+                x = block(x, block_skips, temb, audio, layers=range(n - 1, n))
+            else:
+                x = block(x, block_skips, temb, audio, upsample_to)
         return x

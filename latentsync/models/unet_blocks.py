@@ -107,13 +107,13 @@ class DownBlock3D(Stage):
         )
 
     def forward(
-        self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None, downsample: bool = True
+        self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
         for i in range(len(self.resnets)):
             x = self._layer(i, x, temb, audio)
             skips.append(x)
-        if downsample and self.downsamplers is not None:
+        if self.downsamplers is not None:
             x = self.downsamplers[0](x)
             skips.append(x)
         return x, skips
@@ -169,9 +169,13 @@ class UpBlock3D(Stage):
         temb: torch.Tensor,
         audio: torch.Tensor | None,
         upsample_size: tuple[int, int] | None = None,
+        layers: range | None = None,
     ) -> torch.Tensor:
-        for i in range(len(self.resnets)):
+        """Run `layers` (default: all), each on `x` joined with the next skip popped off the end of `skips`; the
+        upsampling follows when the last layer ran."""
+        layers = layers if layers is not None else range(len(self.resnets))
+        for i in layers:
             x = self._layer(i, torch.cat([x, skips.pop()], dim=1), temb, audio)
-        if self.upsamplers is not None:
+        if self.upsamplers is not None and layers.stop == len(self.resnets):
             x = self.upsamplers[0](x, upsample_size)
         return x

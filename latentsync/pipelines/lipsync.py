@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -53,7 +53,8 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
-    """The user's choice; else fp16 on CUDA (bf16 where fp16 is unsupported by the card), fp32 on the CPU."""
+    """The user's choice; else fp16 on CUDA cards with fast fp16 (compute capability 7 and up: Volta, Turing and
+    newer), fp32 on older cards and on the CPU. bf16 is there on request (`--dtype bf16`, Ampere and newer)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is not None:
@@ -132,6 +133,9 @@ class ArrayFrames:
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter(self.frames)
 
+    def close(self) -> None:
+        """Nothing to release (FrameSource closes its file here)."""
+
     def get(self, indices: Sequence[int]) -> list[np.ndarray]:
         return [self.frames[i] for i in indices]
 
@@ -197,7 +201,8 @@ class LipsyncPipeline:
 
         unet = UNet3DConditionModel.from_pretrained(to_dict(config.model), unet_path, device=device, dtype=dtype)
         vae_model = load_vae(vae_source, device="cpu" if low_vram else device, dtype=dtype)
-        encoder = AudioEncoder(whisper_path, device=device)
+        # Whisper encodes one 30 s window at a time during synthesis; with low_vram it does so on the CPU.
+        encoder = AudioEncoder(whisper_path, device="cpu" if low_vram else device)
         if compile:
             unet = torch.compile(unet)  # type: ignore[assignment]
         return cls(unet, vae_model, encoder, int(config.data.resolution), face_detector, low_vram=low_vram)
@@ -217,6 +222,8 @@ class LipsyncPipeline:
         """
         opts = LipsyncOptions(**options)  # type: ignore[arg-type]
         opts.check()
+        if output is not None and not Path(output).parent.is_dir():
+            raise MediaError(f"{output}: the output folder does not exist")  # before minutes of face finding
         timer = StageTimer()
 
         with timer("audio"):
@@ -250,7 +257,7 @@ class LipsyncPipeline:
             del speech
 
         out_audio = plan.fit_audio(out_audio)  # rebinding frees the untrimmed copy
-        with timer("lip sync"):
+        with timer("lip sync"), closing(frames):
             result = self._synthesize(frames, frame_size, track, plan, features, out_audio, output, opts)
         result.seconds = timer.seconds
         return result

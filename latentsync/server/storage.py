@@ -31,6 +31,9 @@ class Storage:
         self.work = self.root / "work"
         for folder in (self.uploads, self.results, self.work):
             folder.mkdir(parents=True, exist_ok=True)
+        # Half-written results of jobs cut off by a hard stop; those jobs run again under new temporary names.
+        for partial in self.results.glob(".*.partial*"):
+            partial.unlink(missing_ok=True)
 
     @property
     def database(self) -> Path:

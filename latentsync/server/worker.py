@@ -69,19 +69,23 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            job = self.store.claim_next()
-            if job is None:
-                self._wake.wait()
-                self._wake.clear()
-            else:
-                self.run(job)
+            try:
+                job = self.store.claim_next()
+                if job is None:
+                    self._wake.wait()
+                    self._wake.clear()
+                else:
+                    self.run(job)
+            except Exception:  # e.g. a full disk failing the job store itself: keep serving the queue
+                logger.exception("worker: job bookkeeping failed; retrying in a moment")
+                self._stopping.wait(1.0)
 
     def run(self, job: Job) -> None:
         logger.info("job %s (%s): started", job.id, job.model)
         work = self.storage.work_dir(job.id)
-        work.mkdir(exist_ok=True)
         labels: dict[str, str] = {str(self.storage.result(job.id)): "the result"}
         try:
+            work.mkdir(parents=True, exist_ok=True)
             inputs = {}
             for kind in ("video", "audio"):
                 inputs[kind] = self._input(job.params[kind], work / kind, kind)

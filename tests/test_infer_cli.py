@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
+
 import numpy as np
 import pytest
 
-from conftest import ASSETS, write_wav
+from conftest import ASSETS, REPO, write_wav
 from latentsync import cli
 from latentsync.audio import load_audio
 from latentsync.media import VideoReader, VideoWriter, probe
@@ -71,6 +73,13 @@ def bad_inputs(tmp_path: Path, one_second: Path, faceless: Path) -> dict[str, tu
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     empty = write_wav(tmp_path / "empty.wav", np.zeros(0))
+    frameless = tmp_path / "frameless.mp4"
+    with av.open(str(frameless), "w") as container:  # a video track with not a single frame in it
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = 64, 64
+        container.mux(stream.encode(None))
+    broken_config = tmp_path / "typo.yaml"
+    broken_config.write_text((REPO / "configs/unet/stage2.yaml").read_text().replace("num_frames:", "num_frame:"))
     return {
         "missing video": (tmp_path / "nope.mp4", one_second, "no such file"),
         "not media": (text, one_second, "notes.mp4"),
@@ -78,16 +87,21 @@ def bad_inputs(tmp_path: Path, one_second: Path, faceless: Path) -> dict[str, tu
         "empty audio": (ASSETS / "demo1_video.mp4", empty, "empty.wav"),
         "audio not media": (ASSETS / "demo1_video.mp4", ASSETS / "mask.png", "mask.png"),
         "no face": (faceless, one_second, "no face"),
+        "video without frames": (frameless, one_second, "frameless.mp4"),
+        "config typo": (ASSETS / "demo1_video.mp4", one_second, "num_frame"),
     }
 
 
 @pytest.mark.parametrize(
-    "case", ["missing video", "not media", "missing audio", "empty audio", "audio not media", "no face"]
+    "case",
+    ["missing video", "not media", "missing audio", "empty audio", "audio not media", "no face",
+     "video without frames", "config typo"],  # fmt: skip
 )
 def test_bad_input_is_a_clear_error_with_no_output(tiny, one_second, faceless_video, tmp_path, capsys, case) -> None:
     video, audio, words = bad_inputs(tmp_path, one_second, faceless_video)[case]
     output = tmp_path / "out.mp4"
-    assert infer(tiny, video, audio, output) == 2
+    extra = ["--unet-config", str(tmp_path / "typo.yaml")] if case == "config typo" else []
+    assert infer(tiny, video, audio, output, *extra) == 2
     err = capsys.readouterr().err
     assert err.startswith("latentsync: error:") and words in err
     assert not output.exists() and not list(tmp_path.glob(".*partial*"))
@@ -117,3 +131,36 @@ def test_unusable_output_path_fails_before_any_work(tiny, one_second, tmp_path, 
     assert "one of .mp4" in capsys.readouterr().err
     assert infer(tiny, ASSETS / "demo1_video.mp4", one_second, tmp_path / "no" / "such" / "dir.mp4") == 2
     assert "output folder does not exist" in capsys.readouterr().err
+
+
+BITS = 4  # frame numbers written as black/white 48 px squares along the top edge, far from the face
+
+
+def stamp(frame: np.ndarray, number: int) -> np.ndarray:
+    frame = frame.copy()
+    for bit in range(BITS):
+        frame[:48, 48 * bit : 48 * (bit + 1)] = 255 if number >> bit & 1 else 0
+    return frame
+
+
+def read_stamp(frame: np.ndarray) -> int:
+    return sum(1 << bit for bit in range(BITS) if frame[8:40, 48 * bit + 8 : 48 * bit + 40].mean() > 128)
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory) -> Path:
+    """12 numbered frames of demo1 at half size: short enough that 1 s of audio makes bounce play backward."""
+    import cv2
+
+    path = tmp_path_factory.mktemp("clip") / "short.mp4"
+    with VideoWriter(path, 540, 960, fps=25) as writer:
+        for number, frame in zip(range(12), VideoReader(ASSETS / "demo1_video.mp4")):
+            writer.write(stamp(cv2.resize(frame, (540, 960), interpolation=cv2.INTER_AREA), number))
+    return path
+
+
+@pytest.mark.parametrize("mode, order", [("bounce", [*range(12), *range(10, -1, -1), 1, 2]), ("loop", [*range(12)] * 2 + [0])])
+def test_sync_modes_replay_the_file_in_plan_order(tiny, one_second, short_clip, tmp_path, mode, order) -> None:
+    output = tmp_path / f"{mode}.mp4"
+    assert infer(tiny, short_clip, one_second, output, "--sync-mode", mode) == 0
+    assert [read_stamp(frame) for frame in VideoReader(output)] == order

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import urllib.error
 
-import av
 import numpy as np
 import pytest
 

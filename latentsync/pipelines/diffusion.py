@@ -17,6 +17,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler
+from diffusers.utils.torch_utils import randn_tensor
 
 from latentsync.config import bundled_config
 from latentsync.models.unet import DeepCache, UNet3DConditionModel
@@ -28,6 +29,16 @@ class DiffusionSettings:
     guidance_scale: float = 1.5
     deepcache_interval: int = 0  # 0: off; 3 is the interval the official --enable_deepcache uses
     vae_batch: int = 8  # frames per VAE encode/decode call: bounds activation memory on small GPUs
+
+
+def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
+    """The random source for one video, on the device that runs the U-Net when that is a GPU.
+
+    The official script seeds the global generators and draws on the GPU, so a CUDA generator with the same seed
+    reproduces its noise there; elsewhere (CPU, and MPS, where the official code draws on the CPU) it is a CPU one.
+    """
+    device = torch.device(device)
+    return torch.Generator(device if device.type == "cuda" else "cpu").manual_seed(seed)
 
 
 def load_scheduler(path: str | Path | None = None) -> DDIMScheduler:
@@ -57,11 +68,13 @@ class ChunkDenoiser:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     def initial_noise(self, resolution: int, generator: torch.Generator) -> torch.Tensor:
-        """One latent noise image (1, 4, 1, h, w) that every frame of the video starts from."""
+        """One latent noise image (1, 4, 1, h, w) that every frame of the video starts from.
+
+        Drawn in the U-Net's dtype, as the official pipeline draws it, so that fp16 runs start from its noise.
+        """
         size = resolution // self.latent_scale
         shape = (1, self.vae.config.latent_channels, 1, size, size)
-        noise = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
-        return noise.to(self.unet.device, self.unet.dtype)
+        return randn_tensor(shape, generator=generator, device=self.unet.device, dtype=self.unet.dtype)
 
     @torch.no_grad()
     def __call__(
@@ -126,13 +139,16 @@ class ChunkDenoiser:
                 self.vae.to("cpu")
 
     def _encode(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Sampled VAE latents, scaled; batches of `vae_batch` frames."""
+        """Sampled VAE latents, scaled.
+
+        The encoder runs in batches of `vae_batch` frames, but the posterior noise is one draw for the whole chunk,
+        as in the official single-batch encode: the batch size bounds memory and never changes the result.
+        """
         with self._vae_ready() as vae:
-            parts = []
-            for batch in images.split(self.settings.vae_batch):
-                dist = vae.encode(batch.to(vae.device, vae.dtype)).latent_dist
-                parts.append(dist.sample(generator=generator))
-        latents = torch.cat(parts) * vae.config.scaling_factor
+            dists = [vae.encode(batch.to(vae.device, vae.dtype)).latent_dist for batch in images.split(self.settings.vae_batch)]
+            mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
+        noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        latents = (mean + std * noise) * vae.config.scaling_factor
         return latents.to(self.unet.device, self.unet.dtype)
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:

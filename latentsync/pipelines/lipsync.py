@@ -35,7 +35,7 @@ from latentsync.faces.track import REDETECT_EVERY, FaceTrack, track_faces
 from latentsync.media import SYNC_MODES, FrameSource, MediaError, SyncPlan, VideoReader, VideoWriter, plan_sync, probe
 from latentsync.models import UNet3DConditionModel, load_vae
 
-from .diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler
+from .diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler, seeded_generator
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ class LipsyncPipeline:
             DiffusionSettings(opts.steps, opts.guidance_scale, deepcache_interval=3 if opts.deepcache else 0),
             offload_vae=self.low_vram,
         )
-        generator = torch.Generator().manual_seed(opts.seed)
+        generator = seeded_generator(opts.seed, self.unet.device)
         noise = denoiser.initial_noise(self.resolution, generator)
         mask = fixed_mask(self.resolution)
         audio_layer = self.unet.config.add_audio_layer

@@ -61,6 +61,15 @@ def test_only_the_lower_face_changes_and_the_seed_fixes_the_output(pipeline, fra
     assert (other.video != result.video).any()
 
 
+def test_low_vram_gives_the_same_video(pipeline, frames, speech) -> None:
+    """--low-vram only moves models and decodes fewer frames at a time: the frames stay the same."""
+    frugal = LipsyncPipeline(pipeline.unet, pipeline.vae, pipeline.audio_encoder, pipeline.resolution, low_vram=True)
+    plain = run(pipeline, frames, speech[: SECOND // 2])
+    low = run(frugal, frames, speech[: SECOND // 2])
+    assert np.abs(low.video.astype(int) - plain.video.astype(int)).max() <= 1
+    assert (low.video != frames[:13]).any()  # it did lip-sync
+
+
 @pytest.mark.parametrize(
     "mode, seconds, expected",
     [

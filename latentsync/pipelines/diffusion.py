@@ -28,7 +28,7 @@ class DiffusionSettings:
     num_inference_steps: int = 20
     guidance_scale: float = 1.5
     deepcache_interval: int = 0  # 0: off; 3 is the interval the official --enable_deepcache uses
-    vae_batch: int = 8  # frames per VAE encode/decode call: bounds activation memory on small GPUs
+    vae_batch: int = 8  # frames per VAE encode/decode call: bounds activation memory (benchmarks/vram.py)
 
 
 def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
@@ -98,8 +98,9 @@ class ChunkDenoiser:
         mask = mask.to(device, dtype).expand(frames, -1, -1, -1)
         guided = s.guidance_scale > 1.0
 
-        masked_latents = self._encode(pixel_values * mask, generator)
-        reference_latents = self._encode(pixel_values, generator)
+        with self._vae_ready():  # one visit for both encodes
+            masked_latents = self._encode(pixel_values * mask, generator)
+            reference_latents = self._encode(pixel_values, generator)
         mask_latents = F.interpolate(mask, size=masked_latents.shape[-2:])
         condition = torch.cat([_video(mask_latents), _video(masked_latents), _video(reference_latents)], dim=1)
 
@@ -139,14 +140,14 @@ class ChunkDenoiser:
                 self.vae.to("cpu")
 
     def _encode(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Sampled VAE latents, scaled.
+        """Sampled VAE latents, scaled (call inside `_vae_ready`).
 
         The encoder runs in batches of `vae_batch` frames, but the posterior noise is one draw for the whole chunk,
         as in the official single-batch encode: the batch size bounds memory and never changes the result.
         """
-        with self._vae_ready() as vae:
-            dists = [vae.encode(batch.to(vae.device, vae.dtype)).latent_dist for batch in images.split(self.settings.vae_batch)]
-            mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
+        vae = self.vae
+        dists = [vae.encode(batch.to(vae.device, vae.dtype)).latent_dist for batch in images.split(self.settings.vae_batch)]
+        mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
         noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         latents = (mean + std * noise) * vae.config.scaling_factor
         return latents.to(self.unet.device, self.unet.dtype)

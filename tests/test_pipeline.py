@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from conftest import ASSETS
 from latentsync.audio import load_audio
@@ -68,6 +71,27 @@ def test_low_vram_gives_the_same_video(pipeline, frames, speech) -> None:
     low = run(frugal, frames, speech[: SECOND // 2])
     assert np.abs(low.video.astype(int) - plain.video.astype(int)).max() <= 1
     assert (low.video != frames[:13]).any()  # it did lip-sync
+
+
+@pytest.fixture(scope="module")
+def eight_frames_fp32(pipeline, frames, speech) -> np.ndarray:
+    return run(pipeline, frames[:8], speech[: 8 * 640]).video
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_precision_gives_nearly_the_fp32_video(pipeline, frames, speech, eight_frames_fp32, dtype) -> None:
+    """The GPU precisions, run on the CPU: every tensor meets the models in their dtype, the noise is the same."""
+    half = LipsyncPipeline(
+        copy.deepcopy(pipeline.unet).to(dtype),
+        copy.deepcopy(pipeline.vae).to(dtype),
+        pipeline.audio_encoder,
+        pipeline.resolution,
+        low_vram=True,
+    )
+    out = run(half, frames[:8], speech[: 8 * 640])
+    diff = np.abs(out.video.astype(int) - eight_frames_fp32.astype(int))
+    assert diff.max() <= 8 and diff.mean() < 0.05
+    assert (out.video != frames[:8]).any()
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,11 @@ def test_frames_without_a_face_pass_through(pipeline, frames, speech) -> None:
     assert result.frames_with_face == 8 and result.frames_without_face == 4
     np.testing.assert_array_equal(result.video[4:8], video[4:8])
     assert (result.video[0] != video[0]).any()
+    summary = result.summary()  # what the command prints at the end
+    assert summary.startswith("12 frames at 25 fps (cut_off)")
+    assert "faces found in 8/12 source frames, 4 output frames passed through unchanged" in summary
+    assert all(f"{stage} " in summary for stage in ("audio", "faces", "lip sync"))
+    assert result.gpu_memory_peak is None and "GPU" not in summary  # measured on CUDA runs only
 
 
 def test_no_face_anywhere_fails_before_diffusion(pipeline, speech) -> None:

@@ -110,6 +110,7 @@ class LipsyncResult:
     seconds: dict[str, float] = field(default_factory=dict)
     video: np.ndarray | None = None  # (n, H, W, 3) uint8 when no output path was given
     audio: np.ndarray | None = None  # int16 mono at OUTPUT_SAMPLE_RATE, likewise
+    gpu_memory_peak: int | None = None  # bytes torch allocated on the GPU at most during the run (None off CUDA)
 
     @property
     def frames_without_face(self) -> int:
@@ -118,10 +119,11 @@ class LipsyncResult:
     def summary(self) -> str:
         stages = ", ".join(f"{name} {secs:.1f}s" for name, secs in self.seconds.items())
         where = f" -> {self.output}" if self.output else ""
+        memory = f"; peak GPU memory {self.gpu_memory_peak / 2**30:.2f} GiB" if self.gpu_memory_peak is not None else ""
         return (
             f"{self.frames} frames at {FPS} fps ({self.sync_mode}){where}; faces found in "
             f"{self.source_frames_with_face}/{self.source_frames} source frames, "
-            f"{self.frames_without_face} output frames passed through unchanged; {stages}"
+            f"{self.frames_without_face} output frames passed through unchanged; {stages}{memory}"
         )
 
 
@@ -228,6 +230,9 @@ class LipsyncPipeline:
         if output is not None and not Path(output).parent.is_dir():
             raise MediaError(f"{output}: the output folder does not exist")  # before minutes of face finding
         timer = StageTimer()
+        on_gpu = self.unet.device.type == "cuda"
+        if on_gpu:  # the summary reports the run's peak, which is what tells whether a smaller card would do
+            torch.cuda.reset_peak_memory_stats(self.unet.device)
 
         with timer("audio"):
             speech, out_audio = self._read_audio(audio)
@@ -263,6 +268,8 @@ class LipsyncPipeline:
         with timer("lip sync"), closing(frames):
             result = self._synthesize(frames, frame_size, track, plan, features, out_audio, output, opts)
         result.seconds = timer.seconds
+        if on_gpu:
+            result.gpu_memory_peak = torch.cuda.max_memory_allocated(self.unet.device)
         return result
 
     def _read_audio(self, audio: str | Path | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -166,8 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)")
     inf.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
     inf.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
-    inf.add_argument("--face-index", type=int, default=None, help="with several faces: the N-th from the left")
-    inf.add_argument("--face-at", type=_point, default=None, metavar="X,Y", help="with several faces: the one at X,Y")
+    inf.add_argument("--face-index", type=int, default=None, help="with several faces: the N-th from the left (then followed)")
+    inf.add_argument("--face-at", type=_point, default=None, metavar="X,Y", help="with several faces: the one at X,Y (then followed)")
     inf.add_argument("--audio-windows", choices=["official", "overlap"], default="official",
                      help="Whisper context for audio over 30 s: official restarts, or overlapping windows")
     inf.add_argument("--no-face-tracking", dest="face_tracking", action="store_false",

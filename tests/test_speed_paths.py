@@ -133,6 +133,63 @@ def test_whole_frame_detection_schedule():
         FaceFollower(FollowingDetector(), redetect_every=0)
 
 
+# --- keeping the chosen face when there are several ---------------------------------------------------------------
+
+
+def two_people(assets, frames: int = 40) -> list[np.ndarray]:
+    """demo1's speaker on the left and demo3's on the right, the right one scaled so that it is the larger face
+    in frames 10-19 and 30-39 and the smaller one otherwise (what a whole-frame scan sees changes at every scan)."""
+    left = [frame for _, frame in zip(range(frames), VideoReader(assets / "demo1_video.mp4"))]
+    right = [frame for _, frame in zip(range(frames), VideoReader(assets / "demo3_video.mp4"))]
+    canvas = []
+    for i, (a, b) in enumerate(zip(left, right)):
+        tile_a = cv2.resize(a[500:980, 360:840], (360, 360), interpolation=cv2.INTER_AREA)  # face about 130 px
+        size = 450 if (i // 10) % 2 else 270  # demo3's face: about 200 or 120 px
+        tile_b = cv2.resize(b[400:880, 340:820], (size, size), interpolation=cv2.INTER_AREA)
+        frame = np.full((470, 850, 3), 40, np.uint8)
+        frame[10:370, 10:370] = tile_a
+        frame[10 : 10 + size, 390 : 390 + size] = tile_b
+        canvas.append(frame)
+    return canvas
+
+
+def test_the_chosen_face_is_kept_when_the_other_grows_larger(assets, detector):
+    frames = two_people(assets)
+    largest = [select_face(detector.detect(frame)) for frame in frames[::10]]
+    assert [face.center[0] < 380 for face in largest] == [True, False, True, False]  # the scans disagree
+
+    follower = FaceFollower(detector)
+    followed = [follower(frame) for frame in frames]
+    assert all(face is not None and face.center[0] < 380 for face in followed)  # always the left speaker
+    pinned = FaceFollower(detector, at=(600, 150))
+    assert all(pinned(frame).center[0] > 380 for frame in frames)  # --face-at picks the other one, and keeps it
+
+
+class TwoFaces:
+    """Whole-frame detection of two real faces (demo1's landmarks, and a larger copy to the right); the right one
+    is out of the picture in calls 3 and 4."""
+
+    name = "two"
+
+    def __init__(self, landmarks: np.ndarray) -> None:
+        self.left = Face(box=np.array([0, 0, 40, 40]), landmarks=landmarks, score=1.0)
+        self.right = Face(box=np.array([100, 0, 150, 50]), landmarks=landmarks * 1.2 + [900, 30], score=1.0)
+        self.calls = 0
+
+    def detect(self, frame):
+        self.calls += 1
+        return [self.left] if self.calls in (3, 4) else [self.left, self.right]
+
+
+def test_a_new_choice_is_made_only_when_the_face_is_gone(per_frame):
+    frame = np.zeros((8, 8, 3), np.uint8)
+    follower = FaceFollower(TwoFaces(per_frame[0].landmarks))
+    chosen = [follower(frame) for _ in range(6)]
+    names = ["right" if face.box[0] == 100 else "left" for face in chosen]
+    # the larger (right) face first; when it is gone the left one, which is then kept when the right one returns
+    assert names == ["right", "right", "left", "left", "left", "left"]
+
+
 # --- encoding in the background ---------------------------------------------------------------------------------
 
 

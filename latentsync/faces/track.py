@@ -22,9 +22,11 @@ from latentsync.errors import LatentSyncError
 from .align import FaceAligner
 from .landmarks import Face, LandmarkDetector, select_face
 
-# Frames between two whole-frame scans while the face is followed: a new or larger face (which changes which face
-# `select_face` picks) is noticed within this many frames.
+# Frames between two whole-frame scans while the face is followed: a face that leaves is noticed within this many.
 REDETECT_EVERY = 10
+# A whole-frame detection keeps the face it was following when one of the faces found overlaps the last known box
+# by at least this intersection-over-union (a face moves far less than that between two scans).
+SAME_FACE_OVERLAP = 0.3
 
 
 class NoFaceError(LatentSyncError, ValueError):
@@ -43,10 +45,15 @@ class LocalSearch(Protocol):
 class FaceFollower:
     """The chosen face of each frame of one video, given frame by frame in display order.
 
-    A whole-frame detection (then `select_face` with `index`/`at`) runs on the first frame, every `redetect_every`
-    frames after it and on every frame after one without a face; the frames in between take the backend's local
-    search around the previous face, falling back to a whole-frame detection when it finds nothing there.
-    `redetect_every=None`, or a backend without local search, detects in every frame.
+    A whole-frame detection runs on the first frame, every `redetect_every` frames after it and on every frame after
+    one without a face; the frames in between take the backend's local search around the previous face, falling
+    back to a whole-frame detection when it finds nothing there. `redetect_every=None`, or a backend without local
+    search, detects in every frame.
+
+    The face is chosen once (`select_face` with `index`/`at`: the largest by default) and then kept: a whole-frame
+    detection takes the face overlapping the last one seen, so with two people in the picture the mouth that
+    speaks does not hop to the other whenever that one looks a little larger. The choice is made again only when
+    no face found overlaps the last one (the person left, or the scene cut).
     """
 
     def __init__(
@@ -62,7 +69,8 @@ class FaceFollower:
         self.index, self.at = index, at
         self.redetect_every = redetect_every if isinstance(detector, LocalSearch) else None
         self.detections = 0  # whole-frame detections run so far
-        self._previous: Face | None = None
+        self._previous: Face | None = None  # the face of the previous frame
+        self._last_seen: Face | None = None  # the face of the last frame that had one
         self._followed = 0  # frames since the last whole-frame detection
 
     def __call__(self, frame: np.ndarray) -> Face | None:
@@ -71,11 +79,33 @@ class FaceFollower:
             face = self.detector.detect_near(frame, self._previous.box)  # type: ignore[attr-defined]
             self._followed += 1
         if face is None:
-            face = select_face(self.detector.detect(frame), index=self.index, at=self.at)
+            faces = self.detector.detect(frame)
+            face = self._same_face(faces) or select_face(faces, index=self.index, at=self.at)
             self.detections += 1
             self._followed = 0
         self._previous = face
+        if face is not None:
+            self._last_seen = face
         return face
+
+    def _same_face(self, faces: list[Face]) -> Face | None:
+        """The face found that overlaps the last one seen the most, if it overlaps enough to be the same person."""
+        if self._last_seen is None or not faces:
+            return None
+        last = self._last_seen.box
+        best = max(faces, key=lambda face: box_overlap(face.box, last))
+        return best if box_overlap(best.box, last) >= SAME_FACE_OVERLAP else None
+
+
+def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = float(width * height)
+    area = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]))
+    return inter / (area - inter)
 
 
 @dataclass
@@ -105,7 +135,8 @@ def track_faces(
 ) -> FaceTrack:
     """Find, select and align the face of each frame; stop after `limit` frames if given.
 
-    `index`/`at` choose among several faces as `select_face` does (default: the largest); `redetect_every` is
+    `index`/`at` choose among several faces as `select_face` does (default: the largest), and the chosen person is
+    then followed (see `FaceFollower`); `redetect_every` is
     `FaceFollower`'s (None: a whole-frame detection in every frame). Raises NoFaceError when no frame has a face.
     """
     follower = FaceFollower(detector, index, at, redetect_every)

@@ -8,6 +8,7 @@ import av
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import ASSETS, REPO, write_wav
 from latentsync import cli
@@ -145,6 +146,31 @@ def stamp(frame: np.ndarray, number: int) -> np.ndarray:
 
 def read_stamp(frame: np.ndarray) -> int:
     return sum(1 << bit for bit in range(BITS) if frame[8:40, 48 * bit + 8 : 48 * bit + 40].mean() > 128)
+
+
+@pytest.mark.parametrize("low_vram, remedy", [(False, "run with --low-vram"), (True, "--version 1.5")])
+def test_gpu_out_of_memory_names_the_remedy(
+    tiny, one_second, short_clip, tmp_path, capsys, monkeypatch, low_vram, remedy
+) -> None:
+    """CUDA's out-of-memory error in the middle of a video: a one-line error saying what to try, no output."""
+    from latentsync.pipelines.diffusion import ChunkDenoiser
+
+    real = ChunkDenoiser.__call__
+    calls = []
+
+    def second_chunk_runs_out(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChunkDenoiser, "__call__", second_chunk_runs_out)
+    output = tmp_path / "out.mp4"
+    extra = ["--batch-frames", "4", *(["--low-vram"] if low_vram else [])]
+    assert infer(tiny, short_clip, one_second, output, *extra) == 2
+    err = capsys.readouterr().err
+    assert "the GPU ran out of memory" in err and remedy in err and len(calls) == 2
+    assert not output.exists() and not list(tmp_path.glob(".*partial*"))
 
 
 @pytest.fixture(scope="module")

@@ -146,7 +146,8 @@ class ChunkDenoiser:
         as in the official single-batch encode: the batch size bounds memory and never changes the result.
         """
         vae = self.vae
-        dists = [vae.encode(batch.to(vae.device, vae.dtype)).latent_dist for batch in images.split(self.settings.vae_batch)]
+        batches = images.split(self.settings.vae_batch)
+        dists = [vae.encode(batch.to(vae.device, vae.dtype)).latent_dist for batch in batches]
         mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
         noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         latents = (mean + std * noise) * vae.config.scaling_factor

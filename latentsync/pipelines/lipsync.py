@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from latentsync.audio import SAMPLE_RATE, AudioEncoder, AudioFeatureStream, load_audio
 from latentsync.checkpoints import DEFAULT_VERSION, checkpoint_paths, get_version
 from latentsync.config import ConfigError, bundled_config, load_config, to_dict
-from latentsync.errors import InvalidArgumentError
+from latentsync.errors import InvalidArgumentError, LatentSyncError
 from latentsync.faces import create_detector
 from latentsync.faces.align import crop_face
 from latentsync.faces.mask import diffusion_inputs, fixed_mask
@@ -69,6 +69,28 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
         return torch.float32
     major, _ = torch.cuda.get_device_capability(device)
     return torch.float16 if major >= 7 else torch.float32
+
+
+class GPUMemoryError(LatentSyncError, RuntimeError):
+    """The GPU ran out of memory; the message says what to try."""
+
+
+@contextmanager
+def explain_gpu_memory(device: torch.device, low_vram: bool) -> Iterator[None]:
+    """Turn CUDA's out-of-memory error into a GPUMemoryError that names the card's size and the remedy."""
+    try:
+        yield
+    except torch.OutOfMemoryError as error:
+        size = ""
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # what the failed run held goes back, for the next job of a server
+            size = f" ({torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB card)"
+        remedy = (
+            "close other programs that use it, or use --version 1.5 (256 px crops)"
+            if low_vram
+            else "run with --low-vram (the VAE and Whisper wait on the CPU, the VAE decodes fewer frames at once)"
+        )
+        raise GPUMemoryError(f"the GPU ran out of memory{size}: {remedy}") from error
 
 
 @dataclass
@@ -204,10 +226,11 @@ class LipsyncPipeline:
         whisper_path = Path(whisper_checkpoint) if whisper_checkpoint else paths.require(paths.whisper, "Whisper")
         vae_source = vae if vae is not None else paths.require(paths.vae, "VAE folder")
 
-        unet = UNet3DConditionModel.from_pretrained(to_dict(config.model), unet_path, device=device, dtype=dtype)
-        vae_model = load_vae(vae_source, device="cpu" if low_vram else device, dtype=dtype)
-        # Whisper encodes one 30 s window at a time during synthesis; with low_vram it does so on the CPU.
-        encoder = AudioEncoder(whisper_path, device="cpu" if low_vram else device)
+        with explain_gpu_memory(device, low_vram):
+            unet = UNet3DConditionModel.from_pretrained(to_dict(config.model), unet_path, device=device, dtype=dtype)
+            vae_model = load_vae(vae_source, device="cpu" if low_vram else device, dtype=dtype)
+            # Whisper encodes one 30 s window at a time during synthesis; with low_vram it does so on the CPU.
+            encoder = AudioEncoder(whisper_path, device="cpu" if low_vram else device)
         if compile:
             unet = torch.compile(unet)  # type: ignore[assignment]
         return cls(unet, vae_model, encoder, int(config.data.resolution), face_detector, low_vram=low_vram)
@@ -265,7 +288,7 @@ class LipsyncPipeline:
             del speech
 
         out_audio = plan.fit_audio(out_audio)  # rebinding frees the untrimmed copy
-        with timer("lip sync"), closing(frames):
+        with timer("lip sync"), closing(frames), explain_gpu_memory(self.unet.device, self.low_vram):
             result = self._synthesize(frames, frame_size, track, plan, features, out_audio, output, opts)
         result.seconds = timer.seconds
         if on_gpu:

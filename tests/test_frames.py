@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import weakref
 from fractions import Fraction
 from pathlib import Path
@@ -89,6 +91,7 @@ def test_forward_chunks_decode_each_frame_once(clip):
         assert_same(source.get(chunk), reference, chunk)
     assert (source.stats.seeks, source.stats.decoded) == (1, count)  # one start, no re-decoding
     assert source.stats.converted == len({frame.tobytes() for frame in reference})  # held frames not redone
+    assert source.stats.peak_rewind == 0  # playing forward keeps no frames for going back
 
 
 def test_a_far_jump_ahead_seeks_instead_of_decoding_through(tmp_path):
@@ -119,20 +122,85 @@ def test_random_order_with_repeats_matches_the_reader(clip):
             assert_same(source.get(chunk), reference, chunk)
 
 
-def test_bounce_backward_run_over_the_whole_clip(clip):
-    path, reference, _ = clip
+@pytest.mark.parametrize("rewind_frames", [48, 0])
+def test_bounce_backward_run_over_the_whole_clip(clip, rewind_frames):
+    path, reference, count = clip
     n = len(reference)
     backward = list(range(n - 2, 0, -1))
-    source = FrameSource(path)
+    source = FrameSource(path, rewind_frames=rewind_frames)
     source.get([n - 1])
+    seeks, decoded = source.stats.seeks, source.stats.decoded
     got = []
     for chunk in chunked(backward, 16):
         got += source.get(chunk)
     assert_same(got, reference, backward)
     shown = numbers(got)
     assert shown == sorted(shown, reverse=True) and shown[0] > shown[-1]
-    assert source.stats.seeks == 1 + len(chunked(backward, 16))  # one seek per backward chunk
+    if rewind_frames:  # each seek back keeps the frames from its keyframe on: no frame is decoded twice
+        assert source.stats.decoded - decoded <= count
+    else:  # nothing kept: one seek per backward chunk
+        assert source.stats.seeks - seeks == len(chunked(backward, 16))
     assert_same(source.get(backward), reference, backward)  # and in a single request
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """300 frames with x264's default keyframe interval of 250 (keyframes at 0 and 250), and the frames
+    VideoReader yields."""
+    path = coded_clip(
+        tmp_path_factory.mktemp("long-gop") / "long-gop.mp4", 25, 300, "libx264", {"g": "250", **ONE_KEYFRAME}, None
+    )
+    return path, list(VideoReader(path))
+
+
+# Decodes per frame asked for in a bounce over the long-GOP clip, estimated from the design: each
+# frame once per forward run (2n), and going back (n frames) 1 + (125 - kept) / (16 + kept) per frame,
+# 125 being the average distance back to the keyframe: 1.4 with 48 kept, 2.1 with 16, 3.6 with none
+# (the old code, measured 3.3).
+@pytest.mark.parametrize("rewind_frames, decoded_per_frame", [(48, 1.6), (16, 2.3)])
+def test_bounce_over_a_long_gop_seeks_once_per_store_and_holds_at_most_the_bound(
+    long_gop, rewind_frames, decoded_per_frame
+):
+    path, reference = long_gop
+    n = len(reference)
+    plan = plan_sync("bounce", n, 3 * n - 2).frame_indices  # 0 .. 299, 298 .. 0, 1 .. 299
+    source = FrameSource(path, rewind_frames=rewind_frames)
+    assert source.timeline.keyframes.tolist() == [0, 250]
+    for start in range(0, len(plan), 16):
+        chunk = plan[start : start + 16]
+        assert_same(source.get(chunk), reference, chunk)
+        assert source.rewind_held <= rewind_frames
+        if start + 16 <= n or start >= 2 * n - 1:  # the first forward run, and the second one after the turn
+            assert source.rewind_held == 0
+    assert source.stats.peak_rewind == rewind_frames  # the store fills up to its bound, never beyond
+    # Going back, a seek serves its 16-frame request and the store's frames, except that the store
+    # cannot reach back past the keyframe at 250 (one more seek); then the first start and the turn at 0.
+    assert source.stats.seeks <= math.ceil((n - 1) / (16 + rewind_frames)) + 1 + 2
+    # Each frame is decoded once per forward run, and going back once, plus per seek at most the
+    # 249 - rewind_frames frames after a keyframe and before the store.
+    assert source.stats.decoded <= 3 * n + source.stats.seeks * (249 - rewind_frames)
+    assert source.stats.decoded <= decoded_per_frame * len(plan)
+
+
+def test_a_jump_ahead_drops_the_kept_frames(long_gop):
+    path, reference = long_gop
+    source = FrameSource(path)
+    source.get([120])
+    source.get(range(100, 116))  # behind the cursor: keeps 52 .. 99
+    assert source.rewind_held == 48
+    assert_same(source.get([99, 98, 97]), reference, [99, 98, 97])  # from the store, which keeps 52 .. 96
+    assert (source.rewind_held, source.stats.rewound, source.stats.seeks) == (45, 3, 2)
+    source.get(range(200, 216))  # playing forward again
+    assert source.rewind_held == 0
+    seeks = source.stats.seeks
+    assert_same(source.get(range(90, 60, -1)), reference, range(90, 60, -1))  # 61 .. 90 were kept: decoded again
+    assert source.stats.seeks == seeks + 1
+
+
+def test_a_negative_rewind_bound_is_refused(tmp_path):
+    path = coded_clip(tmp_path / "clip.mp4", 25, 10, "libx264", {}, None)
+    with pytest.raises(MediaError, match="rewind_frames must be 0 or more"):
+        FrameSource(path, rewind_frames=-1)
 
 
 def test_memory_holds_the_requested_frames_plus_one(clip, monkeypatch):
@@ -209,6 +277,20 @@ def test_real_clips_in_any_order(assets, name, count, keyframes):
     assert source.stats.seeks == 2  # the first start, then one for going back
 
 
+def test_demo1_bounce_gives_the_frames_of_a_sequential_decode(assets):
+    # A bounce over demo1's first 80 frames (1080x1920 HEVC, a single keyframe), in the pipeline's requests.
+    path = assets / "demo1_video.mp4"
+    plan = plan_sync("bounce", 80, 2 * 80 - 1).frame_indices  # 0 .. 79, 78 .. 0
+    digest = [hashlib.blake2b(frame.tobytes()).digest() for _, frame in zip(range(80), VideoReader(path))]
+    source = FrameSource(path)
+    for chunk in chunked(plan, 16):
+        got = source.get(chunk)
+        assert [hashlib.blake2b(frame.tobytes()).digest() for frame in got] == [digest[i] for i in chunk]
+    # The first start, then going back from 78 (decoding 0 .. 78, keeping 15 .. 62) and from 14.
+    assert source.stats.seeks == 3 and source.stats.peak_rewind == 48
+    assert source.stats.decoded == 80 + 79 + 15  # the old code, one seek per chunk: 80 + 79 + 63 + 47 + 31 + 15
+
+
 @pytest.mark.slow
 def test_demo3_backward_across_its_open_gop_keyframes(assets):
     path = assets / "demo3_video.mp4"
@@ -222,3 +304,16 @@ def test_demo3_backward_across_its_open_gop_keyframes(assets):
     source = FrameSource(path)
     for request in (list(range(425, 409, -1)), list(range(215, 199, -1)), [416, 417, 207, 208, 209, 418]):
         assert_same(source.get(request), reference, request)
+
+
+def test_rewind_store_is_smaller_for_larger_frames(assets, tmp_path) -> None:
+    """The default store is bounded in bytes: 48 frames at 1080p, fewer for 4K frames."""
+    assert FrameSource(assets / "demo1_video.mp4").rewind_frames == 48
+    path = tmp_path / "uhd.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 3840, 2160, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((2160, 3840, 3), np.uint8), format="rgb24")
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    assert FrameSource(path).rewind_frames == 13

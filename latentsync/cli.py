@@ -52,7 +52,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-download", dest="download", action="store_false",
                    help="fail instead of fetching missing default weights from the hub")
     g.add_argument("--low-vram", action="store_true",
-                   help="VAE and Whisper wait on the CPU, the VAE decodes 4 frames at a time (about 1.3 GiB less at 512 px)")
+                   help="VAE and Whisper wait on the CPU; the VAE decodes 4 frames at a time (1.3 GiB less at 512 px)")
 
 
 def load_pipeline(args: argparse.Namespace):

@@ -210,7 +210,8 @@ def test_insightface_missing_package(tmp_path, monkeypatch):
 
 
 def test_insightface_faces_map_to_face_objects(tmp_path, monkeypatch):
-    """With a stand-in FaceAnalysis: boxes, 106 points and scores pass through, the frame reaches it unchanged."""
+    """With a stand-in FaceAnalysis: boxes, 106 points and scores pass through, the frame reaches it unchanged, and
+    the faces the official detector skips (small, oddly shaped, unsure) are dropped."""
     import types
 
     from latentsync.faces.backends import insightface_backend
@@ -227,7 +228,17 @@ def test_insightface_faces_map_to_face_objects(tmp_path, monkeypatch):
         def get(self, frame):
             seen["frame"] = frame
             landmarks = np.tile(np.arange(106, dtype=np.float32)[:, None], (1, 2))
-            return [types.SimpleNamespace(bbox=np.array([1, 2, 3, 4.0]), landmark_2d_106=landmarks, det_score=0.9)]
+            boxes_scores = [
+                ([10, 20, 110.7, 150], 0.9),  # the one usable face
+                ([10, 20, 59.9, 150], 0.9),  # 49 px wide (whole pixels): too narrow for the official detector
+                ([10, 20, 110, 99.5], 0.9),  # 79 px high: too low
+                ([10, 20, 170, 120], 0.9),  # 1.6 times wider than high
+                ([10, 20, 110, 150], 0.4),  # scored under 0.5
+            ]
+            return [
+                types.SimpleNamespace(bbox=np.array(box), landmark_2d_106=landmarks, det_score=score)
+                for box, score in boxes_scores
+            ]
 
     pack = tmp_path / "models" / "buffalo_l"
     pack.mkdir(parents=True)
@@ -240,7 +251,7 @@ def test_insightface_faces_map_to_face_objects(tmp_path, monkeypatch):
     assert seen["init"]["allowed_modules"] == ["detection", "landmark_2d_106"]
     np.testing.assert_array_equal(seen["frame"], frame)  # RGB as the official pipeline passed it, not BGR
     assert face.landmarks.shape == (106, 2) and face.score == pytest.approx(0.9)
-    np.testing.assert_array_equal(face.box, [1, 2, 3, 4])
+    np.testing.assert_allclose(face.box, [10, 20, 110.7, 150])
     # Anchor means of the index sets: 43,48,49,51,50 -> 48.2 -> 48; 101..105 -> 103; 74,77,83,86 -> 80.
     np.testing.assert_array_equal(face.anchors(), [[48, 48], [103, 103], [80, 80]])
 

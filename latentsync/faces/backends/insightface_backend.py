@@ -15,6 +15,20 @@ from ..landmarks import BackendUnavailableError, Face, check_frame, require, res
 
 # The official pipeline's detector input size.
 DETECT_SIZE = 512
+# Faces the official detector passes over (so that the same face is chosen): boxes under 50 x 80 px, wider than 1.5
+# or narrower than 0.2 times their height, or scored under 0.5.
+MIN_BOX = (50, 80)
+ASPECT_RANGE = (0.2, 1.5)
+MIN_SCORE = 0.5
+
+
+def usable(box: np.ndarray, score: float) -> bool:
+    """Whether the official detector would consider this face (its box measured in whole pixels, as it does)."""
+    x1, y1, x2, y2 = np.asarray(box).astype(np.int_).tolist()
+    width, height = x2 - x1, y2 - y1
+    if width < MIN_BOX[0] or height < MIN_BOX[1] or score < MIN_SCORE:
+        return False
+    return ASPECT_RANGE[0] <= width / height <= ASPECT_RANGE[1]
 
 
 class InsightFaceDetector:
@@ -59,7 +73,10 @@ class InsightFaceDetector:
         self._app.prepare(ctx_id=ctx_id, det_size=(det_size, det_size))
 
     def detect(self, frame: np.ndarray) -> list[Face]:
+        """The faces the official detector would choose among (see `usable`)."""
         frame = check_frame(frame)
         return [
-            Face(box=face.bbox, landmarks=face.landmark_2d_106, score=face.det_score) for face in self._app.get(frame)
+            Face(box=face.bbox, landmarks=face.landmark_2d_106, score=face.det_score)
+            for face in self._app.get(frame)
+            if usable(face.bbox, float(face.det_score))
         ]

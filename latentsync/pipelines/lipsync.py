@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -295,6 +296,16 @@ class LipsyncPipeline:
             result.gpu_memory_peak = torch.cuda.max_memory_allocated(self.unet.device)
         return result
 
+    def _prepare_chunk(
+        self, frames: FrameSource | ArrayFrames, track: FaceTrack, indices: np.ndarray, mask: np.ndarray
+    ) -> _Chunk:
+        """Decode one chunk's frames and cut its faces out (no model is involved: runs beside the diffusion)."""
+        chunk = frames.get(indices)
+        picked = np.flatnonzero(track.found[indices])
+        faces = [crop_face(chunk[j], track.matrices[indices[j]], self.resolution) for j in picked]
+        pixel_values = torch.stack([diffusion_inputs(face, mask).pixel_values for face in faces]) if faces else None
+        return _Chunk(indices, chunk, picked, pixel_values)
+
     def _read_audio(self, audio: str | Path | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(16 kHz float speech for the models, int16 speech at the output rate for the file)."""
         if isinstance(audio, np.ndarray):
@@ -353,29 +364,36 @@ class LipsyncPipeline:
             else None
         )
         bar = tqdm(total=plan.n_frames, desc="Lip-syncing", unit="frame", disable=not opts.progress)
-        with writer or _nothing(), bar:
-            for start in range(0, plan.n_frames, opts.batch_frames):
-                indices = plan.frame_indices[start : start + opts.batch_frames]
-                chunk = frames.get(indices)
-                has_face = track.found[indices]
-                if has_face.any():
-                    picked = np.flatnonzero(has_face)
-                    faces = [crop_face(chunk[j], track.matrices[indices[j]], self.resolution) for j in picked]
-                    pixel_values = torch.stack([diffusion_inputs(face, mask).pixel_values for face in faces])
-                    embeds = features.frame_chunks(fps=FPS, start=start, count=len(indices))[picked] if audio_layer else None
-                    synced = denoiser(pixel_values, torch.from_numpy(mask)[None, None], embeds, noise, generator)
+        starts = range(0, plan.n_frames, opts.batch_frames)
+
+        def prepare(start: int) -> _Chunk:
+            return self._prepare_chunk(frames, track, plan.frame_indices[start : start + opts.batch_frames], mask)
+
+        # One thread decodes and crops the next chunk while this one is diffused (the GPU waits on no decoding):
+        # two chunks of frames are alive at a time.
+        with writer or _nothing(), bar, ThreadPoolExecutor(1, thread_name_prefix="next chunk") as ahead:
+            upcoming = ahead.submit(prepare, starts[0])
+            for number, start in enumerate(starts):
+                chunk = upcoming.result()
+                if number + 1 < len(starts):
+                    upcoming = ahead.submit(prepare, starts[number + 1])
+                if chunk.pixel_values is not None:
+                    embeds = None
+                    if audio_layer:
+                        embeds = features.frame_chunks(fps=FPS, start=start, count=len(chunk.indices))[chunk.picked]
+                    synced = denoiser(chunk.pixel_values, torch.from_numpy(mask)[None, None], embeds, noise, generator)
                     synced = ((synced.float().cpu() + 1) * 127.5).permute(0, 2, 3, 1).numpy()
-                    for face, j in zip(synced, picked):
-                        chunk[j] = paste_back(chunk[j], face, track.matrices[indices[j]])
-                    with_face += len(picked)
+                    for face, j in zip(synced, chunk.picked):
+                        chunk.frames[j] = paste_back(chunk.frames[j], face, track.matrices[chunk.indices[j]])
+                    with_face += len(chunk.picked)
                 if writer is None:
-                    kept.extend(chunk)
+                    kept.extend(chunk.frames)
                 else:
-                    for frame in chunk:
+                    for frame in chunk.frames:
                         writer.write(frame)
-                bar.update(len(chunk))
+                bar.update(len(chunk.frames))
                 if opts.on_progress is not None:
-                    opts.on_progress(start + len(chunk), plan.n_frames)
+                    opts.on_progress(start + len(chunk.frames), plan.n_frames)
         return LipsyncResult(
             output=Path(output) if output is not None else None,
             frames=plan.n_frames,
@@ -386,6 +404,15 @@ class LipsyncPipeline:
             video=np.stack(kept) if writer is None else None,
             audio=out_audio if writer is None else None,
         )
+
+
+class _Chunk(NamedTuple):
+    """One chunk's frames, ready for diffusion."""
+
+    indices: np.ndarray  # source frame of each output frame
+    frames: list[np.ndarray]
+    picked: np.ndarray  # positions in the chunk of the frames with a face
+    pixel_values: torch.Tensor | None  # their aligned faces as U-Net inputs, None when no frame has a face
 
 
 class StageTimer:

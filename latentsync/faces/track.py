@@ -92,9 +92,9 @@ class FaceFollower:
         """The face found that overlaps the last one seen the most, if it overlaps enough to be the same person."""
         if self._last_seen is None or not faces:
             return None
-        last = self._last_seen.box
-        best = max(faces, key=lambda face: box_overlap(face.box, last))
-        return best if box_overlap(best.box, last) >= SAME_FACE_OVERLAP else None
+        overlaps = [box_overlap(face.box, self._last_seen.box) for face in faces]
+        best = max(range(len(faces)), key=overlaps.__getitem__)
+        return faces[best] if overlaps[best] >= SAME_FACE_OVERLAP else None
 
 
 def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -136,8 +136,8 @@ def track_faces(
     """Find, select and align the face of each frame; stop after `limit` frames if given.
 
     `index`/`at` choose among several faces as `select_face` does (default: the largest), and the chosen person is
-    then followed (see `FaceFollower`); `redetect_every` is
-    `FaceFollower`'s (None: a whole-frame detection in every frame). Raises NoFaceError when no frame has a face.
+    then followed (see `FaceFollower`); `redetect_every` is `FaceFollower`'s (None: a whole-frame detection in every
+    frame). Raises NoFaceError when no frame has a face.
     """
     follower = FaceFollower(detector, index, at, redetect_every)
     aligner = FaceAligner(resolution)

@@ -1,0 +1,47 @@
+"""The `latentsync` command: one module per subcommand, each with `register(subparsers)`.
+
+Subcommand modules import their heavy dependencies (torch, the pipeline, the server) inside `run`, so that
+`latentsync --help` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from latentsync import __version__
+from latentsync.cli import download, infer, serve
+from latentsync.cli.options import add_model_options, load_pipeline
+from latentsync.errors import LatentSyncError
+
+__all__ = ["add_model_options", "build_parser", "load_pipeline", "main"]
+
+SUBCOMMANDS = (download, infer, serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentsync", description="Audio-driven lip sync with the LatentSync models, on your own hardware."
+    )
+    parser.add_argument("--version", action="version", version=f"latentsync {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except LatentSyncError as exc:
+        print(f"latentsync: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("latentsync: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,23 @@
+"""`latentsync download`: fetch the official weights ahead of time."""
+
+from __future__ import annotations
+
+import argparse
+
+from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, download
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = download(args.version, args.dir, with_training=args.with_training)
+    print(f"LatentSync {paths.version} weights are in {paths.folder}, the VAE in {paths.vae}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    dl = sub.add_parser("download", help="fetch the official weights from the Hugging Face hub")
+    dl.add_argument("--version", choices=sorted(HUB_REPOS), default=DEFAULT_VERSION, help="model release")
+    dl.add_argument("--dir", default=None, help="checkpoints folder (default: ./checkpoints or $LATENTSYNC_CHECKPOINTS)")
+    dl.add_argument(
+        "--with-training", action="store_true", help="also fetch the SyncNet and the auxiliary models training needs"
+    )
+    dl.set_defaults(run=run)

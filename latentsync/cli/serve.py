@@ -1,0 +1,54 @@
+"""`latentsync serve`: the lip-sync HTTP API and its web page."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from pathlib import Path
+
+from latentsync.cli.options import add_model_options, load_pipeline
+from latentsync.errors import LatentSyncError
+
+
+def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a network such as 10.0.0.0/8 or ::1, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from latentsync.server import ServerSettings, serve
+    except ImportError as exc:
+        missing = f"the server needs its extra ({exc.name} is missing): pip install 'latentsync[server]'"
+        raise LatentSyncError(missing) from None
+    settings = ServerSettings(
+        data_dir=Path(args.data_dir),
+        api_key=os.environ.get("LATENTSYNC_API_KEY") or None,
+        max_duration=args.max_duration,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_download_bytes=int(args.max_download_mb * 1024 * 1024),
+        download_timeout=args.download_timeout,
+        allow_networks=tuple(args.allow_url_network),
+    )
+    pipeline = load_pipeline(args)
+    serve(settings, pipeline, host=args.host, port=args.port)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    srv = sub.add_parser("serve", help="run the lip-sync HTTP API (hosted-service shapes) and its web page")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument("--data-dir", default="latentsync-data", help="jobs database, uploads and results (default ./latentsync-data)")  # fmt: skip
+    srv.add_argument("--max-duration", type=float, default=600, help="longest accepted video or audio, seconds (default 600)")  # fmt: skip
+    srv.add_argument("--max-upload-mb", type=float, default=500, help="largest accepted upload (default 500 MB)")
+    srv.add_argument("--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)")  # fmt: skip
+    srv.add_argument("--download-timeout", type=float, default=120, help="seconds allowed for fetching one input URL (default 120)")  # fmt: skip
+    srv.add_argument("--allow-url-network", type=network, action="append", default=[], metavar="CIDR",
+                     help="let input URLs point into this loopback/private/link-local network (repeatable); "
+                     "by default such addresses are refused")  # fmt: skip
+    add_model_options(srv)
+    srv.set_defaults(run=run)

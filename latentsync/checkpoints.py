@@ -10,8 +10,11 @@ Layout under the checkpoints folder (default `./checkpoints`, or $LATENTSYNC_CHE
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from latentsync.errors import InvalidArgumentError, LatentSyncError
 
@@ -90,7 +93,7 @@ class CheckpointPaths:
         """Return `path` if it exists, else raise an error that names it and the command that fetches it."""
         if path.exists():
             return path
-        command = f"latentsync download --version {self.version} --dir {self.root}"
+        command = f"latentsync download --model-version {self.version} --dir {self.root}"
         if training:
             command += " --with-training"
         raise MissingCheckpointError(f"{what} not found at {path}; fetch it with `{command}`")
@@ -101,6 +104,48 @@ def checkpoint_paths(version: str = DEFAULT_VERSION, root: str | Path | None = N
 
 
 INFERENCE_PARTS = ("unet", "whisper", "vae")
+# Seconds allowed for opening a connection to the hub before a download is given up (instead of huggingface_hub's
+# own retries, which take most of a minute to fail offline).
+CONNECT_TIMEOUT = 5.0
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def check_hub_reachable(files: str) -> None:
+    """Fail at once, naming `files` and the way out, when HF_HUB_OFFLINE is set or the hub's host does not answer.
+
+    Behind a proxy the proxy decides, so the check is left to huggingface_hub.
+    """
+    from huggingface_hub import constants
+
+    by_hand = f"or put {files} there by hand"
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        raise DownloadError(f"HF_HUB_OFFLINE is set, so {files} cannot be fetched: unset it, {by_hand}")
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return
+    url = urlsplit(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise DownloadError(
+            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({error}) to fetch {files}: check the "
+            f"connection (or HF_ENDPOINT for a mirror), {by_hand}, or run offline with the tiny test models "
+            "(scripts/make_tiny_models.py)"
+        ) from None
+
+
+def remove_locks(folders: Iterable[Path]) -> None:
+    """Delete the `.lock` files huggingface_hub leaves under `<folder>/.cache/huggingface`, and folders left empty."""
+    for folder in folders:
+        cache = folder / ".cache" / "huggingface"
+        for lock in cache.rglob("*.lock"):
+            lock.unlink(missing_ok=True)
+        for directory in sorted((d for d in cache.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            if not any(directory.iterdir()):
+                directory.rmdir()
+        for directory in (cache, cache.parent):
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
 
 
 def download(
@@ -124,6 +169,7 @@ def download(
     files = [file for part in parts for file in wanted[part]]
     if with_training:
         files.append((repo, "stable_syncnet.pt", paths.folder))
+    check_hub_reachable(f"the LatentSync {paths.version} weights ({', '.join(parts)}) into {paths.root}")
     try:
         for repo_id, filename, folder in files:
             hf_hub_download(repo_id, filename, local_dir=folder, token=token)
@@ -134,4 +180,6 @@ def download(
             f"download from the Hugging Face hub failed ({type(exc).__name__}: {exc}); "
             "check the connection (or HF_ENDPOINT / HF_TOKEN) and run the command again: finished files are kept"
         ) from exc
+    finally:
+        remove_locks({paths.folder, paths.vae})
     return paths

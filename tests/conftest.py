@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO = Path(__file__).resolve().parents[1]
+# The shared folder beside the repository, or beside a folder of worktrees (/work/wt/<name> -> /work/shared).
+SHARED = next((p / "shared" for p in REPO.parents if (p / "shared" / "assets").is_dir()), REPO.parent / "shared")
 ASSETS = SHARED / "assets"
 SPEC = SHARED / "spec"
 GOLDEN = SHARED / "golden"
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")

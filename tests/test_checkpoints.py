@@ -43,6 +43,7 @@ def fake_hub(monkeypatch) -> FakeHub:
     import huggingface_hub
 
     hub = FakeHub()
+    monkeypatch.setattr(latentsync.checkpoints, "check_hub_reachable", lambda files: None)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub.hf_hub_download)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
     return hub
@@ -82,7 +83,7 @@ def test_missing_file_names_it_and_the_download_command(tmp_path, monkeypatch) -
         paths.require(paths.unet, "U-Net checkpoint")
     message = str(info.value)
     assert str(paths.unet) in message
-    assert f"latentsync download --version 1.6 --dir {tmp_path / 'ckpts'}" in message
+    assert f"latentsync download --model-version 1.6 --dir {tmp_path / 'ckpts'}" in message
 
 
 def test_unknown_version_is_rejected() -> None:

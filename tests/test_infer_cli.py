@@ -124,7 +124,7 @@ def test_missing_weights_name_the_download_command(one_second, tmp_path, capsys)
                      "--output", str(output), "--checkpoints", str(tmp_path / "ckpt"), "--no-download"])  # fmt: skip
     assert code == 2
     err = capsys.readouterr().err
-    assert "latentsync_unet.pt" in err and "latentsync download --version 1.6" in err
+    assert "latentsync_unet.pt" in err and "latentsync download --model-version 1.6" in err
 
 
 def test_unusable_output_path_fails_before_any_work(tiny, one_second, tmp_path, capsys) -> None:
@@ -148,7 +148,7 @@ def read_stamp(frame: np.ndarray) -> int:
     return sum(1 << bit for bit in range(BITS) if frame[8:40, 48 * bit + 8 : 48 * bit + 40].mean() > 128)
 
 
-@pytest.mark.parametrize("low_vram, remedy", [(False, "run with --low-vram"), (True, "--version 1.5")])
+@pytest.mark.parametrize("low_vram, remedy", [(False, "run with --low-vram"), (True, "--model-version 1.5")])
 def test_gpu_out_of_memory_names_the_remedy(
     tiny, one_second, short_clip, tmp_path, capsys, monkeypatch, low_vram, remedy
 ) -> None:

@@ -7,13 +7,13 @@ Subcommand modules import their heavy dependencies (torch, the pipeline, the ser
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from latentsync import __version__
 from latentsync.cli import download, infer, serve
 from latentsync.cli.options import add_model_options, load_pipeline
+from latentsync.cli.stops import configure_logging, exit_code, stop_signals_interrupt
 from latentsync.errors import LatentSyncError
 
 __all__ = ["add_model_options", "build_parser", "load_pipeline", "main"]
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="latentsync", description="Audio-driven lip sync with the LatentSync models, on your own hardware."
     )
     parser.add_argument("--version", action="version", version=f"latentsync {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details (also after the command)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.register(sub)
@@ -35,13 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    configure_logging(args.verbose, getattr(args, "quiet", False))
     run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return run(args)
+        with stop_signals_interrupt():
+            return run(args)
     except LatentSyncError as exc:
         print(f"latentsync: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("latentsync: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP: the `with` blocks have removed partial output
+        print(f"latentsync: {exc or 'interrupted'}", file=sys.stderr)
+        return exit_code(exc)

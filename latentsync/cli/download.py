@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, download
+from latentsync.checkpoints import download
+from latentsync.cli.options import add_model_version
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     dl = sub.add_parser("download", help="fetch the official weights from the Hugging Face hub")
-    dl.add_argument("--version", choices=sorted(HUB_REPOS), default=DEFAULT_VERSION, help="model release")
+    add_model_version(dl)
     dl.add_argument("--dir", default=None, help="checkpoints folder (default: ./checkpoints or $LATENTSYNC_CHECKPOINTS)")
     dl.add_argument(
         "--with-training", action="store_true", help="also fetch the SyncNet and the auxiliary models training needs"

@@ -4,29 +4,53 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from collections.abc import Sequence
 
 from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
+
+logger = logging.getLogger(__name__)
 
 
 def point(text: str) -> tuple[float, float]:
     try:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y in frame pixels, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected X,Y in frame pixels such as 540,700, got {text!r}") from None
     return x, y
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores like the new one (`self.dest`) and says which one to use."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, **kwargs)  # type: ignore[arg-type]
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+        print(f"latentsync: {option_string} here is deprecated, use {self.new} {values}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_model_version(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--model-version 1.5|1.6`; `--version` under a subcommand still works, with a notice (at the top level it
+    is the program's version)."""
+    parser.add_argument("--model-version", dest="version", choices=sorted(HUB_REPOS), default=DEFAULT_VERSION,
+                        help="release: 1.5 (256 px crops) or 1.6 (512 px); picks the default config and weights")
+    parser.add_argument("--version", dest="version", choices=sorted(HUB_REPOS), action=DeprecatedAlias,
+                        new="--model-version", help=argparse.SUPPRESS)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose and place the models; `infer` and `serve` share them."""
     g = parser.add_argument_group("models")
-    g.add_argument("--version", choices=sorted(HUB_REPOS), default=DEFAULT_VERSION,
-                   help="release: 1.5 (256 px crops) or 1.6 (512 px); picks the default config and weights")
+    add_model_version(g)
     g.add_argument("--checkpoints", default=None, help="folder laid out by `latentsync download` (default ./checkpoints)")
     g.add_argument("--unet-config", default=None, help="U-Net YAML config (official format); default: the release's")
     g.add_argument("--unet-checkpoint", default=None, help="U-Net weights (latentsync_unet.pt or a training checkpoint)")
     g.add_argument("--whisper-checkpoint", default=None, help="openai-whisper checkpoint (tiny.pt)")
     g.add_argument("--vae", default=None, help="VAE: a local diffusers folder or a hub id")
-    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: CUDA when available)")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: CUDA when available)")
     g.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None,
                    help="compute precision (default: fp16 on CUDA, fp32 on the CPU)")
     g.add_argument("--face-detector", choices=["dlib", "face-alignment", "insightface"], default="dlib",
@@ -39,9 +63,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_pipeline(args: argparse.Namespace):
-    """Build the pipeline from the model options; fetch missing default weights first unless --no-download."""
+    """Build the pipeline from the model options; fetch missing default weights first unless --no-download.
+
+    The device is checked first, so that a machine without CUDA hears so before any byte is fetched.
+    """
+    from latentsync.cli.checks import check_device
     from latentsync.pipelines.lipsync import LipsyncPipeline
 
+    check_device(args.device)
     paths = checkpoint_paths(args.version, args.checkpoints)
     defaults = {
         "unet": (args.unet_checkpoint, paths.unet),
@@ -50,8 +79,10 @@ def load_pipeline(args: argparse.Namespace):
     }
     missing = tuple(part for part, (given, path) in defaults.items() if given is None and not path.exists())
     if args.download and missing:
-        logging.info("fetching the LatentSync %s weights (%s) into %s", paths.version, ", ".join(missing), paths.root)
+        logger.info("fetching the LatentSync %s weights (%s) into %s", paths.version, ", ".join(missing), paths.root)
         download(paths.version, paths.root, parts=missing)
+    for part, (given, path) in defaults.items():
+        logger.debug("%s: %s", part, given or path)
     return LipsyncPipeline.from_pretrained(
         version=args.version,
         checkpoints=args.checkpoints,

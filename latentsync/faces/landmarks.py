@@ -130,7 +130,7 @@ def select_face(faces: list[Face], index: int | None = None, at: tuple[float, fl
     - `index`: the index-th face counted left to right by box centre x (0 = leftmost, -1 = rightmost); None when
       the frame has fewer faces;
     - `at` (x, y): the face whose box contains the point (the nearest centre among several), else the face whose
-      centre is nearest to it.
+      centre is nearest to it, if the point lies within half a box size of that box; None when it is far from all.
     """
     if index is not None and at is not None:
         raise ValueError("select_face takes `index` or `at`, not both")
@@ -146,7 +146,10 @@ def select_face(faces: list[Face], index: int | None = None, at: tuple[float, fl
             inside = bool(np.all(face.box[:2] <= point) and np.all(point <= face.box[2:]))
             return (not inside, float(np.linalg.norm(face.center - point)))
 
-        return min(faces, key=key)
+        nearest = min(faces, key=key)
+        margin = (nearest.box[2:] - nearest.box[:2]) / 2
+        near = np.all(nearest.box[:2] - margin <= point) and np.all(point <= nearest.box[2:] + margin)
+        return nearest if near else None
     return max(faces, key=lambda f: f.area)
 
 

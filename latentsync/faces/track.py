@@ -12,7 +12,7 @@ same finder confirms a face is still there, so a frame without one is still repo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol, runtime_checkable
+from typing import Iterable, Protocol, Sized, runtime_checkable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -31,6 +31,17 @@ SAME_FACE_OVERLAP = 0.3
 
 class NoFaceError(LatentSyncError, ValueError):
     """No usable face in any frame of the video."""
+
+
+class FaceChoiceError(LatentSyncError, ValueError):
+    """--face-index or --face-at matches none of the faces of the first frame that has faces."""
+
+
+def describe_faces(faces: list[Face]) -> str:
+    """'2 faces, at x 100-300 y 80-320 and x 500-700 y 90-330' (left to right), for error messages."""
+    ordered = sorted(faces, key=lambda f: float(f.center[0]))
+    where = " and ".join(f"x {b[0]:.0f}-{b[2]:.0f} y {b[1]:.0f}-{b[3]:.0f}" for b in (f.box for f in ordered))
+    return f"{len(faces)} face{'s' if len(faces) != 1 else ''}, at {where}"
 
 
 @runtime_checkable
@@ -72,8 +83,11 @@ class FaceFollower:
         self._previous: Face | None = None  # the face of the previous frame
         self._last_seen: Face | None = None  # the face of the last frame that had one
         self._followed = 0  # frames since the last whole-frame detection
+        self._frame = -1  # number of the current frame
 
     def __call__(self, frame: np.ndarray) -> Face | None:
+        """The chosen face in the next frame; FaceChoiceError when index/at match none of the first faces seen."""
+        self._frame += 1
         face = None
         if self._previous is not None and self.redetect_every and self._followed + 1 < self.redetect_every:
             face = self.detector.detect_near(frame, self._previous.box)  # type: ignore[attr-defined]
@@ -81,12 +95,24 @@ class FaceFollower:
         if face is None:
             faces = self.detector.detect(frame)
             face = self._same_face(faces) or select_face(faces, index=self.index, at=self.at)
+            if face is None and faces and self._last_seen is None:
+                self._refuse(faces)
             self.detections += 1
             self._followed = 0
         self._previous = face
         if face is not None:
             self._last_seen = face
         return face
+
+    def _refuse(self, faces: list[Face]) -> None:
+        found = f"frame {self._frame} (the first with faces) shows {describe_faces(faces)}"
+        if self.at is not None:
+            x, y = self.at
+            raise FaceChoiceError(f"--face-at {x:g},{y:g} is far from every face: {found}; give a point on the face")
+        raise FaceChoiceError(
+            f"--face-index {self.index}: {found}; give 0 to {len(faces) - 1} from the left, or -1 to -{len(faces)} "
+            "from the right"
+        )
 
     def _same_face(self, faces: list[Face]) -> Face | None:
         """The face found that overlaps the last one seen the most, if it overlaps enough to be the same person."""
@@ -144,7 +170,10 @@ def track_faces(
     matrices: list[np.ndarray] = []
     found: list[bool] = []
     nan = np.full((2, 3), np.nan)
-    with tqdm(total=limit, desc="Finding faces", unit="frame", disable=not progress) as bar:
+    total = len(frames) if isinstance(frames, Sized) else None  # count the video's frames, not the audio's
+    if limit is not None:
+        total = limit if total is None else min(total, limit)
+    with tqdm(total=total, desc="Finding faces", unit="frame", disable=not progress) as bar:
         for frame in frames:
             face = follower(frame)
             found.append(face is not None)
@@ -152,6 +181,7 @@ def track_faces(
             bar.update()
             if limit is not None and len(found) >= limit:
                 break
+        bar.total = bar.n  # a file may hold fewer frames than its header says: the pass is complete all the same
     track = FaceTrack(np.asarray(matrices, dtype=np.float64).reshape(-1, 2, 3), np.asarray(found, dtype=bool))
     if track.faces_found == 0:
         where = "" if index is None and at is None else " matching --face-index/--face-at"

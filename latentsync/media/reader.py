@@ -43,6 +43,10 @@ class VideoReader:
         self.read_ahead = read_ahead
         self.info: VideoInfo = probe(self.path)
 
+    def __len__(self) -> int:
+        """The frames the header promises (a truncated file yields fewer): for progress bars."""
+        return self.info.frame_count if self.fps is None else self.info.frames_at(self.fps)
+
     def __iter__(self) -> Iterator[np.ndarray]:
         return in_background(self._decode, self.read_ahead) if self.read_ahead else self._decode()
 

@@ -87,7 +87,7 @@ def explain_gpu_memory(device: torch.device, low_vram: bool) -> Iterator[None]:
             torch.cuda.empty_cache()  # what the failed run held goes back, for the next job of a server
             size = f" ({torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB card)"
         remedy = (
-            "close other programs that use it, or use --version 1.5 (256 px crops)"
+            "close other programs that use it, or use --model-version 1.5 (256 px crops)"
             if low_vram
             else "run with --low-vram (the VAE and Whisper wait on the CPU, the VAE decodes fewer frames at once)"
         )
@@ -160,6 +160,9 @@ class ArrayFrames:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
 
     def close(self) -> None:
         """Nothing to release (FrameSource closes its file here)."""
@@ -325,7 +328,7 @@ class LipsyncPipeline:
             frames = ArrayFrames(video)
             return frames, frames, (video.shape[2], video.shape[1])
         info = probe(video)
-        logger.info("video %s: %dx%d, %.3f fps, %.1f s", video, info.width, info.height, info.fps, info.duration)
+        logger.debug("video %s: %dx%d, %.3f fps, %.1f s", video, info.width, info.height, info.fps, info.duration)
         return VideoReader(video, fps=FPS), FrameSource(video, fps=FPS), (info.width, info.height)
 
     @torch.no_grad()

@@ -18,6 +18,7 @@ def test_make_tiny_models_then_inspect_checkpoint(tmp_path) -> None:
     assert made.returncode == 0, made.stderr
     ckpt, config = tmp_path / "unet_tiny.pt", tmp_path / "unet_tiny.yaml"
     assert ckpt.is_file() and config.is_file() and (tmp_path / "vae" / "config.json").is_file()
+    assert "latentsync infer --video" in made.stdout and f"--unet-checkpoint {ckpt}" in made.stdout  # what to run next
 
     fits = run("scripts/inspect_checkpoint.py", str(ckpt), "--config", str(config))
     assert fits.returncode == 0 and "all keys matched" in fits.stdout

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from latentsync import __version__
 from latentsync.cli import download, infer, serve
 from latentsync.cli.options import add_model_options, load_pipeline
-from latentsync.cli.stops import configure_logging, exit_code, stop_signals_interrupt
+from latentsync.cli.stops import command_logging, exit_code, stop_signals_interrupt
 from latentsync.errors import LatentSyncError
 
 __all__ = ["add_model_options", "build_parser", "load_pipeline", "main"]
@@ -35,10 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose, getattr(args, "quiet", False))
     run: Callable[[argparse.Namespace], int] = args.run
     try:
-        with stop_signals_interrupt():
+        with command_logging(args.verbose, getattr(args, "quiet", False)), stop_signals_interrupt():
             return run(args)
     except LatentSyncError as exc:
         print(f"latentsync: error: {exc}", file=sys.stderr)

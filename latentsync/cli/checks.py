@@ -106,6 +106,12 @@ def _regular_file(path: str | Path, label: str, what: str) -> Path:
     return path
 
 
+def _found(kinds: list[str]) -> str:
+    """The streams a file holds, for a message; a file with neither sound nor picture is probably cut short."""
+    found = ", ".join(kinds) or "no streams"
+    return found if {"audio", "video"} & set(kinds) else f"{found}: a truncated or damaged file?"
+
+
 def _streams(path: Path, label: str, what: str) -> tuple[str, list[str]]:
     """(container format name, kinds of its streams), or an error saying the file is not media."""
     try:
@@ -121,8 +127,7 @@ def check_video(path: str | Path, label: str = "--video") -> VideoCheck:
     path = _regular_file(path, label, what)
     form, kinds = _streams(path, label, what)
     if "video" not in kinds:
-        found = ", ".join(kinds) or "no streams"
-        raise MediaError(f"{label} {path}: has no video stream ({found}); give {what}")
+        raise MediaError(f"{label} {path}: has no video stream ({_found(kinds)}); give {what}")
     if any(name in form for name in _IMAGE_FORMATS):
         raise MediaError(f"{label} {path}: is a still image ({form}), not a video; give {what}")
     try:
@@ -139,8 +144,7 @@ def check_audio(path: str | Path, label: str = "--audio") -> AudioCheck:
     path = _regular_file(path, label, what)
     _, kinds = _streams(path, label, what)
     if "audio" not in kinds:
-        found = ", ".join(kinds) or "no streams"
-        raise MediaError(f"{label} {path}: has no audio stream ({found}); give {what}")
+        raise MediaError(f"{label} {path}: has no audio stream ({_found(kinds)}); give {what}")
     try:
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
@@ -199,7 +203,9 @@ def check_device(device: str | None, label: str = "--device") -> None:
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch is built without CUDA" if torch.version.cuda is None else "no NVIDIA driver or card found"
-            raise DeviceError(f"{label} {device}: CUDA is not available ({why}); available here: {', '.join(available)}")
+            raise DeviceError(
+                f"{label} {device}: CUDA is not available ({why}); available here: {', '.join(available)}"
+            )
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
             raise DeviceError(f"{label} {device}: no such card; available here: {', '.join(available)}")
         return

@@ -17,7 +17,9 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     dl = sub.add_parser("download", help="fetch the official weights from the Hugging Face hub")
     add_model_version(dl)
-    dl.add_argument("--dir", default=None, help="checkpoints folder (default: ./checkpoints or $LATENTSYNC_CHECKPOINTS)")
+    dl.add_argument(
+        "--dir", default=None, help="checkpoints folder (default: ./checkpoints or $LATENTSYNC_CHECKPOINTS)"
+    )
     dl.add_argument(
         "--with-training", action="store_true", help="also fetch the SyncNet and the auxiliary models training needs"
     )

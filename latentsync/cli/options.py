@@ -35,31 +35,61 @@ class DeprecatedAlias(argparse.Action):
 def add_model_version(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """`--model-version 1.5|1.6`; `--version` under a subcommand still works, with a notice (at the top level it
     is the program's version)."""
-    parser.add_argument("--model-version", dest="version", choices=sorted(HUB_REPOS), default=DEFAULT_VERSION,
-                        help="release: 1.5 (256 px crops) or 1.6 (512 px); picks the default config and weights")
-    parser.add_argument("--version", dest="version", choices=sorted(HUB_REPOS), action=DeprecatedAlias,
-                        new="--model-version", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--model-version",
+        dest="version",
+        choices=sorted(HUB_REPOS),
+        default=DEFAULT_VERSION,
+        help="release: 1.5 (256 px crops) or 1.6 (512 px); picks the default config and weights",
+    )
+    parser.add_argument(
+        "--version",
+        dest="version",
+        choices=sorted(HUB_REPOS),
+        action=DeprecatedAlias,
+        new="--model-version",
+        help=argparse.SUPPRESS,
+    )
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose and place the models; `infer` and `serve` share them."""
     g = parser.add_argument_group("models")
     add_model_version(g)
-    g.add_argument("--checkpoints", default=None, help="folder laid out by `latentsync download` (default ./checkpoints)")
+    g.add_argument(
+        "--checkpoints", default=None, help="folder laid out by `latentsync download` (default ./checkpoints)"
+    )
     g.add_argument("--unet-config", default=None, help="U-Net YAML config (official format); default: the release's")
-    g.add_argument("--unet-checkpoint", default=None, help="U-Net weights (latentsync_unet.pt or a training checkpoint)")
+    g.add_argument(
+        "--unet-checkpoint", default=None, help="U-Net weights (latentsync_unet.pt or a training checkpoint)"
+    )
     g.add_argument("--whisper-checkpoint", default=None, help="openai-whisper checkpoint (tiny.pt)")
     g.add_argument("--vae", default=None, help="VAE: a local diffusers folder or a hub id")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: CUDA when available)")
-    g.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None,
-                   help="compute precision (default: fp16 on CUDA, fp32 on the CPU)")
-    g.add_argument("--face-detector", choices=["dlib", "face-alignment", "insightface"], default="dlib",
-                   help="landmark backend (dlib's 68-point model is for non-commercial use only)")
+    g.add_argument(
+        "--dtype",
+        choices=["fp16", "bf16", "fp32"],
+        default=None,
+        help="compute precision (default: fp16 on CUDA, fp32 on the CPU)",
+    )
+    g.add_argument(
+        "--face-detector",
+        choices=["dlib", "face-alignment", "insightface"],
+        default="dlib",
+        help="landmark backend (dlib's 68-point model is for non-commercial use only)",
+    )
     g.add_argument("--compile", action="store_true", help="torch.compile the U-Net (slow first chunk, faster after)")
-    g.add_argument("--no-download", dest="download", action="store_false",
-                   help="fail instead of fetching missing default weights from the hub")
-    g.add_argument("--low-vram", action="store_true",
-                   help="VAE and Whisper wait on the CPU; the VAE decodes 4 frames at a time (1.3 GiB less at 512 px)")
+    g.add_argument(
+        "--no-download",
+        dest="download",
+        action="store_false",
+        help="fail instead of fetching missing default weights from the hub",
+    )
+    g.add_argument(
+        "--low-vram",
+        action="store_true",
+        help="VAE and Whisper wait on the CPU; the VAE decodes 4 frames at a time (1.3 GiB less at 512 px)",
+    )
 
 
 def load_pipeline(args: argparse.Namespace):

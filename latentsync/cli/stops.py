@@ -49,9 +49,15 @@ def stop_signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
-    """latentsync's own messages at INFO (DEBUG with -v, warnings only with --quiet); other libraries' only from
-    WARNING up, so torch's INFO lines (its FakeTensor cache stats at exit, say) never show."""
+@contextmanager
+def command_logging(verbose: bool = False, quiet: bool = False) -> Iterator[None]:
+    """While inside: latentsync's own messages at INFO (DEBUG with -v, warnings only with --quiet), other
+    libraries' only from WARNING up, so torch's INFO lines (its FakeTensor cache stats at exit, say) never show."""
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.getLogger("latentsync").setLevel(level)
+    ours = logging.getLogger("latentsync")
+    previous = ours.level
+    ours.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    try:
+        yield
+    finally:
+        ours.setLevel(previous)  # main() may run again in the same process (tests, a notebook)

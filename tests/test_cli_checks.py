@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import ASSETS, REPO, write_wav
+
 from latentsync import checkpoints, cli
 from latentsync.audio import load_audio
 from latentsync.media import VideoReader, VideoWriter
@@ -230,7 +230,7 @@ def test_torch_info_lines_stay_hidden_at_exit(tmp_path) -> None:
         "import sys, torch._subclasses.fake_tensor\nfrom latentsync import cli\n"
         f"sys.exit(cli.main(['infer', '--video', 'missing.mp4', '--audio', 'a.wav', '--output', {str(tmp_path / 'o.mp4')!r}]))"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
+    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, cwd=REPO, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert done.returncode == 2 and "--video missing.mp4: no such file" in done.stderr
     assert "FakeTensor" not in done.stderr and "INFO" not in done.stderr

@@ -78,7 +78,7 @@ BAD = {  # case: (video, audio, output, extra options, words the one-line error 
     "wav as video": ("mono", "mono", "out.mp4", [], ["--video", "mono.wav", "no video stream (audio)", "video file"]),
     "png as video": ("png", "mono", "out.mp4", [], ["--video", "mask.png", "still image", "video file"]),
     "folder as video": ("folder", "mono", "out.mp4", [], ["--video", "a folder.mp4", "is a folder"]),
-    "missing folder": ("clip", "mono", "no/such/out.mp4", [], ["--output", "no/such", "does not exist", "create it"]),
+    "missing folder": ("clip", "mono", "no/such/out.mp4", [], ["--output", "no/such", "output folder does not exist", "create it"]),
     "steps 0": ("clip", "mono", "out.mp4", ["--steps", "0"], ["--steps 0", "at least 1", "20 is the official"]),
     "batch 0": ("clip", "mono", "out.mp4", ["--batch-frames", "0"], ["--batch-frames 0", "at least 1"]),
     "guidance -1": ("clip", "mono", "out.mp4", ["--guidance-scale", "-1"], ["--guidance-scale -1", "at least 1"]),

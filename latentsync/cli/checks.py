@@ -172,7 +172,7 @@ def check_output(path: str | Path, inputs: Sequence[str | Path] = (), label: str
         raise InvalidArgumentError(f"{label} {path}: is a folder; name a file inside it, e.g. {path / 'synced.mp4'}")
     folder = path.parent
     if not folder.is_dir():
-        raise InvalidArgumentError(f"{label} {path}: the output folder {folder} does not exist; create it first")
+        raise InvalidArgumentError(f"{label} {path}: the output folder does not exist ({folder}); create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InvalidArgumentError(f"{label} {path}: the folder {folder} is not writable; choose another")
     for source in inputs:

@@ -175,6 +175,7 @@ def test_select_face():
     assert select_face(faces, index=3) is None
     assert select_face(faces, at=(450, 50)) is mid_right
     assert select_face(faces, at=(60, 40)) is small_left  # in no box: nearest centre (25, 25)
+    assert select_face(faces, at=(250, 600)) is None  # far from every face: no guess
     with pytest.raises(ValueError, match="not both"):
         select_face(faces, index=0, at=(0, 0))
 

@@ -23,7 +23,7 @@ FPS = 25  # the models' frame rate (pipelines.lipsync.FPS, not imported here: th
 # A video whose decodable frames end this many seconds before its stated duration is reported as truncated.
 TRUNCATION_SECONDS = 1.0
 # Containers that hold a still image, not a video (FFmpeg's image demuxers).
-_IMAGE_FORMATS = ("image2", "_pipe", "apng", "gif", "webp")
+_IMAGE_FORMATS = ("image2", "_pipe")
 
 
 class DeviceError(LatentSyncError, ValueError):
@@ -212,3 +212,20 @@ def check_device(device: str | None, label: str = "--device") -> None:
     if parsed.type == "mps" and "mps" in available:
         return
     raise DeviceError(f"{label} {device}: not available on this machine; available here: {', '.join(available)}")
+
+
+def check_inputs(
+    video: str | Path,
+    audio: str | Path,
+    output: str | Path | None = None,
+    settings: Mapping[str, float | None] | None = None,
+    label: Callable[[str], str] = flag,
+) -> tuple[VideoCheck, AudioCheck]:
+    """All of the above for one lip-sync job (what `infer`, `serve` and `batch` run before any model work):
+    the numbers, both inputs, and the output when there is one. `label` turns "video", "steps"... into the names
+    the user typed (default: the command-line options)."""
+    check_settings(settings or {}, label)
+    checked = check_video(video, label("video")), check_audio(audio, label("audio"))
+    if output is not None:
+        check_output(output, inputs=(video, audio), label=label("output"))
+    return checked

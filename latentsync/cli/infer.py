@@ -9,20 +9,18 @@ from __future__ import annotations
 import argparse
 import logging
 
-from latentsync.cli.checks import AudioCheck, VideoCheck, check_audio, check_output, check_settings, check_video
+from latentsync.cli.checks import FPS, AudioCheck, VideoCheck, check_inputs
 from latentsync.cli.options import add_model_options, load_pipeline, point
 from latentsync.media.sync import SYNC_MODES
 
 logger = logging.getLogger(__name__)
 
-FPS = 25  # output frame rate (pipelines.lipsync.FPS)
-
 
 def run(args: argparse.Namespace) -> int:
-    check_settings({name: getattr(args, name) for name in ("steps", "guidance_scale", "batch_frames", "face_index", "face_at")})  # fmt: skip
-    video = check_video(args.video)
-    audio = check_audio(args.audio)
-    check_output(args.output, inputs=(args.video, args.audio))
+    settings = {
+        name: getattr(args, name) for name in ("steps", "guidance_scale", "batch_frames", "face_index", "face_at")
+    }
+    video, audio = check_inputs(args.video, args.audio, args.output, settings)
     describe_inputs(video, audio)
     pipeline = load_pipeline(args)
     result = pipeline(

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The shared folder beside the repository: ../shared from /work/main, ../../shared from a worktree in /work/wt/<name>.
+SHARED = next(
+    (p / "shared" for p in Path(__file__).resolve().parents[1:4] if (p / "shared" / "assets").is_dir()),
+    Path(__file__).resolve().parents[1].parent / "shared",
+)
 ASSETS = SHARED / "assets"
 SPEC = SHARED / "spec"
 GOLDEN = SHARED / "golden"

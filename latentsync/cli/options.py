@@ -6,6 +6,15 @@ import argparse
 import logging
 
 from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
+from latentsync.media.sync import SYNC_MODES
+
+# Containers the output video may be written in (H.264 + AAC).
+OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+# The per-video settings `infer` takes as options and `batch` as defaults that a jobs-file row may override.
+JOB_OPTIONS = (
+    "steps", "guidance_scale", "seed", "sync_mode", "deepcache", "batch_frames", "face_index", "face_at",
+    "audio_windows", "face_tracking",
+)  # fmt: skip
 
 
 def point(text: str) -> tuple[float, float]:
@@ -14,6 +23,30 @@ def point(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y in frame pixels, got {text!r}") from None
     return x, y
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    """How one video is lip-synced: `infer`'s settings, and `batch`'s defaults for every row."""
+    parser.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
+    parser.add_argument("--guidance-scale", type=float, default=1.5, help="audio guidance; 1 turns it off (default 1.5)")
+    parser.add_argument("--seed", type=int, default=1247, help="the same seed gives the same output (default 1247)")
+    parser.add_argument("--sync-mode", choices=SYNC_MODES, default="cut_off",
+                        help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)")
+    parser.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
+    parser.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
+    parser.add_argument("--face-index", type=int, default=None,
+                        help="with several faces: the N-th from the left (then followed)")
+    parser.add_argument("--face-at", type=point, default=None, metavar="X,Y",
+                        help="with several faces: the one at X,Y (then followed)")
+    parser.add_argument("--audio-windows", choices=["official", "overlap"], default="official",
+                        help="Whisper context for audio over 30 s: official restarts, or overlapping windows")
+    parser.add_argument("--no-face-tracking", dest="face_tracking", action="store_false",
+                        help="run the full-frame face finder on every frame instead of following the face")
+
+
+def job_options(args: argparse.Namespace) -> dict[str, object]:
+    """The pipeline keyword arguments that `add_job_options` parsed."""
+    return {name: getattr(args, name) for name in JOB_OPTIONS}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -21,33 +21,29 @@ Run: python benchmarks/landmarks.py [clip.mp4 ...] [--frames N] [--quick] [--cac
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
-from scipy.ndimage import median_filter, uniform_filter1d
+from scipy.ndimage import median_filter
 
 from latentsync.faces import BACKENDS, BackendUnavailableError, FaceAligner, create_detector
+from latentsync.faces.align import warp_size
 from latentsync.faces.smooth import steady_anchors
 from latentsync.faces.track import FaceFollower
+from latentsync.media import VideoReader
 
 ASSETS = next(
     (p / "shared" / "assets" for p in Path(__file__).resolve().parents[1:4] if (p / "shared" / "assets").is_dir()),
     Path(__file__).resolve().parents[2] / "shared" / "assets",
 )
+FPS = 25  # inference retimes every video to 25 fps before finding faces
 JUMP_PX = 5.0
 STILL_PX = 1.0
+MOVING_PX = 3.0
 REFERENCE_FRAMES = 9
-
-
-def frames_of(path: Path, limit: int):
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if limit and index == limit:
-                return
-            yield frame.to_ndarray(format="rgb24")
 
 
 def follow(clip: Path, backend: str, limit: int, cache: Path | None) -> tuple[np.ndarray, float]:
@@ -58,7 +54,7 @@ def follow(clip: Path, backend: str, limit: int, cache: Path | None) -> tuple[np
         return data["anchors"], float(data["ms"])
     follower = FaceFollower(create_detector(backend))
     anchors, seconds = [], 0.0
-    for frame in frames_of(clip, limit):
+    for frame in itertools.islice(VideoReader(clip, fps=FPS), limit or None):  # the frames inference aligns
         start = time.perf_counter()
         face = follower(frame)
         seconds += time.perf_counter() - start
@@ -70,22 +66,25 @@ def follow(clip: Path, backend: str, limit: int, cache: Path | None) -> tuple[np
     return result
 
 
-def jitter(points: np.ndarray) -> float:
-    """Mean distance of each point from the midpoint of its neighbours, over the points (n, k, 2)."""
-    residual = np.linalg.norm(points[1:-1] - (points[:-2] + points[2:]) / 2, axis=-1)
-    return float(np.nanmean(residual))
-
-
-def reference(anchors: np.ndarray) -> np.ndarray:
-    """A slow, centred (lag-free) version of the raw track: where the head really is."""
+def reference(anchors: np.ndarray, frames: int = REFERENCE_FRAMES) -> np.ndarray:
+    """Where the head is: the running median of the raw anchors over `frames`, centred. A median follows steady
+    motion and stops without lag, and ignores the detector's single-frame jumps."""
     filled = np.where(np.isnan(anchors), np.nanmedian(anchors, axis=0), anchors)
-    return uniform_filter1d(median_filter(filled, size=(REFERENCE_FRAMES, 1, 1), mode="nearest"), REFERENCE_FRAMES, 0)
+    return median_filter(filled, size=(frames, 1, 1), mode="nearest")
+
+
+def head_still(anchors: np.ndarray) -> np.ndarray:
+    """(n - 1,) frame steps in which the head holds still: neither a 5- nor a 9-frame median of the raw anchors
+    moves over STILL_PX (the short one sees brief real moves, the long one ignores a detector's longer wobble)."""
+    steps = [np.linalg.norm(np.diff(reference(anchors, frames), axis=0), axis=-1).max(axis=1) for frames in (5, 9)]
+    return (steps[0] < STILL_PX) & (steps[1] < STILL_PX)
 
 
 def corners(anchors: np.ndarray) -> np.ndarray:
-    """(n, 4, 2) crop corners in 256 px crop pixels after each frame's matrix maps them back... into the frame."""
+    """(n, 4, 2) frame positions of the corners of the box each frame's alignment matrix cuts out."""
     aligner = FaceAligner(256)
-    box = np.array([[0, 0], [210, 0], [0, 280], [210, 280]], dtype=np.float64)
+    width, height = warp_size(256)
+    box = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=np.float64)
     out = np.full((len(anchors), 4, 2), np.nan)
     for i, points in enumerate(anchors):
         if np.isfinite(points).all():
@@ -94,11 +93,18 @@ def corners(anchors: np.ndarray) -> np.ndarray:
     return out
 
 
-def measure(anchors: np.ndarray, ref: np.ndarray) -> tuple[float, int, float, float]:
+def jitter(points: np.ndarray) -> float:
+    """Mean distance of each point from the midpoint of its neighbours in the previous and next frames, in px:
+    shake, which steady motion does not contribute to."""
+    return float(np.nanmean(np.linalg.norm(points[1:-1] - (points[:-2] + points[2:]) / 2, axis=-1)))
+
+
+def measure(anchors: np.ndarray, ref: np.ndarray, still: np.ndarray) -> tuple[float, int, float, float]:
+    """(anchor jitter, jumps over JUMP_PX where the head holds still, lag while it moves, matrix jitter)."""
     steps = np.linalg.norm(np.diff(anchors, axis=0), axis=-1).max(axis=1)
     ref_steps = np.linalg.norm(np.diff(ref, axis=0), axis=-1).max(axis=1)
-    jumps = int(np.sum((steps > JUMP_PX) & (ref_steps < STILL_PX)))
-    moving = np.concatenate([[False], ref_steps > STILL_PX])
+    jumps = int(np.sum((steps > JUMP_PX) & still))
+    moving = np.concatenate([[False], ref_steps > MOVING_PX])
     lag = np.linalg.norm(anchors - ref, axis=-1).mean(axis=1)[moving]
     lag_px = float(np.nanmean(lag)) if moving.any() else 0.0
     return jitter(anchors), jumps, lag_px, jitter(corners(anchors))
@@ -127,9 +133,9 @@ def main() -> None:
             start = time.perf_counter()
             steady = steady_anchors(anchors)
             smooth_ms = 1000 * (time.perf_counter() - start) / len(anchors)
-            ref = reference(anchors)
+            ref, still = reference(anchors), head_still(anchors)
             for name, points, cost in (("raw", anchors, 0.0), ("steady", steady, smooth_ms)):
-                j, jumps, lag, matrix = measure(points, ref)
+                j, jumps, lag, matrix = measure(points, ref, still)
                 print(
                     f"{backend:<16}{clip.stem:<18}{name:<9}{len(points):>7}{ms:>9.1f}{cost:>10.3f}"
                     f"{j:>10.2f}{jumps:>8}{lag:>8.2f}{matrix:>10.2f}"

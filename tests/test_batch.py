@@ -194,5 +194,6 @@ def test_ray_actors_run_the_jobs_and_return_outputs_to_the_driver(tiny, media, t
     assert (result["done"], result["failed"]) == (2, 1) and "no face" in result["failures"][0]["reason"]
     assert {job["worker"] for job in result["jobs"]} <= {"ray-cpu#0", "ray-cpu#1"}
     assert probe(out / "one.mp4").frame_count == 13 and probe(out / "three.mp4").frame_count == 13
-    assert batch(tiny, jobs, out, "--ray", "--devices", "cpu,cpu") == 1  # resuming is ours, not Ray's
-    assert summary(capsys)["skipped"] == 2
+    jobs.write_text("\n".join(jobs.read_text().splitlines()[:2]) + "\n")
+    assert batch(tiny, jobs, out, "--ray", "--devices", "cpu,cpu") == 0  # resuming is ours, not Ray's
+    assert summary(capsys)["skipped"] == 1

@@ -9,6 +9,7 @@ path, or with `return_outputs` sent back to the driver, which writes them (tempo
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +71,9 @@ def run_ray(
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        local = address is None and not os.environ.get("RAY_ADDRESS")
+        options = {"include_dashboard": False} if local else {}  # a fresh local instance needs no dashboard
+        ray.init(address=address, log_to_driver=False, configure_logging=False, **options)
     actors: dict[str, Any] = {}
     try:
         remote = ray.remote(PipelineActor)

@@ -13,7 +13,7 @@ OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 # The per-video settings `infer` takes as options and `batch` as defaults that a jobs-file row may override.
 JOB_OPTIONS = (
     "steps", "guidance_scale", "seed", "sync_mode", "deepcache", "batch_frames", "face_index", "face_at",
-    "audio_windows", "face_tracking",
+    "audio_windows", "face_tracking", "face_smoothing",
 )  # fmt: skip
 
 
@@ -42,6 +42,9 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
                         help="Whisper context for audio over 30 s: official restarts, or overlapping windows")
     parser.add_argument("--no-face-tracking", dest="face_tracking", action="store_false",
                         help="run the full-frame face finder on every frame instead of following the face")
+    parser.add_argument("--face-smoothing", choices=["steady", "official"], default="steady",
+                        help="steady: drop landmark outliers and smooth the face's motion over the whole video "
+                        "(default); official: the official per-frame alignment")
 
 
 def job_options(args: argparse.Namespace) -> dict[str, object]:

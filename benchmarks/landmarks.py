@@ -5,15 +5,18 @@ three alignment anchors (two eyebrow centres, nose centre) are measured raw and 
 steadying), as is the final alignment matrix. Printed per row:
 
 - ms/frame: wall time in the landmark backend (decoding excluded); smooth ms: the steadying's cost per frame;
-- jitter px: mean frame-to-frame distance of the anchors from where steady motion would put them (the midpoint of
-  their neighbours in the previous and next frames), averaged over the three anchors;
-- jumps>5: frames where an anchor moves over 5 px while the head holds still (the slow reference below moves
-  under 1 px there);
-- lag px: mean distance from a slow, centred reference track (a running median then mean over 9 frames of the raw
-  anchors), on frames where the head moves (reference moves over 1 px a frame): a smoother that trails real
-  motion shows it here;
-- matrix px: the same jitter measure for the alignment matrix, as the displacement of the crop's corners in the
-  256 px crop.
+- jitter px: shake: mean distance of each anchor from the midpoint of its positions in the previous and next
+  frames (steady motion adds nothing), averaged over the three anchors;
+- jumps>5: frame steps where an anchor moves over 5 px while the head holds still (neither a 5- nor a 9-frame
+  running median of the raw anchors moves over 1 px);
+- lag px: mean distance from where the head is (the 9-frame running median of the raw anchors, centred, so it
+  follows motion without lag) on frames where the head moves over 3 px a frame. The raw row shows the detector's
+  own noise; a smoother that trails real motion shows more;
+- matrix px: the jitter measure for the alignment matrix: the frame positions of the corners of the box each
+  frame's matrix cuts out (at 256 px crops).
+
+Frames are read at 25 fps, as inference reads them. --cache keeps the landmarks found, so that a second run only
+measures the steadying.
 
 Run: python benchmarks/landmarks.py [clip.mp4 ...] [--frames N] [--quick] [--cache DIR]
 """
@@ -52,7 +55,8 @@ def follow(clip: Path, backend: str, limit: int, cache: Path | None) -> tuple[np
     if stored is not None and stored.exists():
         data = np.load(stored)
         return data["anchors"], float(data["ms"])
-    follower = FaceFollower(create_detector(backend))
+    options = {"allow_download": False} if backend == "face-alignment" else {}  # measure what is here, fetch nothing
+    follower = FaceFollower(create_detector(backend, **options))
     anchors, seconds = [], 0.0
     for frame in itertools.islice(VideoReader(clip, fps=FPS), limit or None):  # the frames inference aligns
         start = time.perf_counter()

@@ -16,7 +16,7 @@ so the steadying works offline, looking ahead as well as back:
    are averaged, which cancels its lag (each pass trails motion in its own direction by the same amount).
 
 Units are face widths (the distance between the two eyebrow anchors), so the settings hold at any resolution.
-Cost: about 0.02 ms a frame on one core (benchmarks/landmarks.py), nothing next to landmark detection.
+Cost: about 0.01 ms a frame on one core (benchmarks/landmarks.py), nothing next to landmark detection.
 """
 
 from __future__ import annotations

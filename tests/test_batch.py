@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from conftest import ASSETS, decode_frames, write_wav
 
 from latentsync import cli
 from latentsync.audio import load_audio
-from latentsync.batch import RECORDS_FILE, JobsFileError, Records, read_jobs
+from latentsync.batch import RECORDS_FILE, JobsFileError, ModelSpec, Records, read_jobs, run_in_process, run_processes
 from latentsync.media import VideoWriter, probe
 from latentsync.testing import write_tiny_models
 
@@ -197,3 +198,60 @@ def test_ray_actors_run_the_jobs_and_return_outputs_to_the_driver(tiny, media, t
     jobs.write_text("\n".join(jobs.read_text().splitlines()[:2]) + "\n")
     assert batch(tiny, jobs, out, "--ray", "--devices", "cpu,cpu") == 0  # resuming is ours, not Ray's
     assert summary(capsys)["skipped"] == 1
+
+
+# -- the workers, with a stand-in for the pipeline -------------------------------------------------------------------
+class FakeResult:
+    frames = 50
+
+
+class FakePipeline:
+    """Writes a file, or fails the way a real run can: out of GPU memory, a bug, or the process dying."""
+
+    def __call__(self, video, audio, output, **options):
+        name = Path(video).stem
+        if name == "oom":
+            from latentsync.pipelines.lipsync import GPUMemoryError
+
+            raise GPUMemoryError("the GPU ran out of memory; try --low-vram")
+        if name == "bug":
+            raise ZeroDivisionError("division by zero")
+        if name == "crash":
+            os._exit(3)
+        Path(output).write_bytes(b"video")
+        return FakeResult()
+
+
+class FakeSpec(ModelSpec):
+    def load(self, device):
+        return FakePipeline()
+
+
+def fake_jobs(tmp_path: Path, names: list[str]) -> list:
+    jobs = tmp_path / "jobs.csv"
+    lines = ["video,audio,output"]
+    for name in names:
+        (tmp_path / f"{name}.mp4").write_bytes(b"x")
+        lines.append(f"{name}.mp4,{name}.mp4,{name}-out.mp4")
+    jobs.write_text("\n".join(lines) + "\n")
+    return read_jobs(jobs, tmp_path / "out", DEFAULTS)
+
+
+def test_out_of_memory_and_bugs_fail_only_their_job(tmp_path) -> None:
+    records = []
+    run_in_process(fake_jobs(tmp_path, ["oom", "bug", "fine"]), FakeSpec({}), "cpu", None, records.append)
+    assert [r.status for r in records] == ["failed", "failed", "done"]
+    assert "ran out of memory" in records[0].reason
+    assert records[1].reason == "internal error (ZeroDivisionError: division by zero)"
+    assert records[2].output_seconds == 2.0 and (tmp_path / "out" / "fine-out.mp4").read_bytes() == b"video"
+
+
+@pytest.mark.slow
+def test_a_worker_process_that_dies_fails_only_its_job(tmp_path) -> None:
+    records = []
+    jobs = fake_jobs(tmp_path, ["crash", "one", "two", "three"])
+    run_processes(jobs, FakeSpec({}), ["cpu", "cpu"], None, records.append)
+    status = {Path(r.key).name: r for r in records}
+    assert len(records) == 4
+    assert status["crash-out.mp4"].status == "failed" and "died (exit code 3)" in status["crash-out.mp4"].reason
+    assert all(status[f"{n}-out.mp4"].status == "done" for n in ("one", "two", "three"))

@@ -52,7 +52,7 @@ class ModelSpec:
 
 
 def run_job(
-    pipeline: Pipeline, job: Job, worker: str, policy: FetchPolicy, return_output: bool = False
+    pipeline: Pipeline, job: Job, worker: str, policy: FetchPolicy | None, return_output: bool = False
 ) -> tuple[JobRecord, bytes | None]:
     """Run one job; the record says how it went, and with `return_output` the output's bytes come back instead of
     being written to the job's output path (for workers that do not share the driver's disk)."""
@@ -82,12 +82,14 @@ def run_job(
     return JobRecord.failed(job, reason, worker, time.perf_counter() - started), None
 
 
-def _local(source: str, dest: Path, kind: str, policy: FetchPolicy) -> Path:
+def _local(source: str, dest: Path, kind: str, policy: FetchPolicy | None) -> Path:
     """The input as a local file: a path as it is, a URL downloaded with the server's guarded fetcher."""
     if not is_url(source):
         return Path(source)
     from latentsync.server.fetch import FetchError, fetch
 
+    if policy is None:
+        raise FetchError(f"{kind}: {source}: fetching URLs is not enabled here")
     try:
         fetch(source, dest, policy)
     except FetchError as exc:

@@ -1,17 +1,20 @@
 """Running the jobs on this machine: in this process on one device, or one worker process per device.
 
-Each worker loads the models once and takes the next job from one shared queue whenever it is free, so a slow job
-on one GPU does not hold the others back. A worker that dies (killed, a crash in native code) fails only the job it
+Each worker loads the models once and is handed the next job whenever it is free, so a slow job on one GPU does not
+hold the others back. Each talks to the driver over its own pipe (messages are sent at once, not from a background
+thread, so a worker that dies leaves nothing half-said), and the driver always knows which job each one runs. A worker that dies (killed, a crash in native code) fails only the job it
 was running; the others carry on with the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
-import queue
+from collections import deque
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING
 
 from latentsync.errors import LatentSyncError
@@ -31,7 +34,7 @@ class BatchError(LatentSyncError, RuntimeError):
     """The batch cannot run at all (no worker could load the models)."""
 
 
-def run_in_process(jobs: Sequence[Job], spec: ModelSpec, device: str | None, policy: FetchPolicy, on_record: OnRecord) -> None:  # fmt: skip
+def run_in_process(jobs: Sequence[Job], spec: ModelSpec, device: str | None, policy: FetchPolicy | None, on_record: OnRecord) -> None:  # fmt: skip
     """One device, one model load, the jobs one after another in this process."""
     pipeline = spec.load(device)
     worker = device or "default"
@@ -46,86 +49,80 @@ def cpu_threads(devices: Sequence[str]) -> int | None:
 
 
 def run_processes(
-    jobs: Sequence[Job], spec: ModelSpec, devices: Sequence[str], policy: FetchPolicy, on_record: OnRecord
+    jobs: Sequence[Job], spec: ModelSpec, devices: Sequence[str], policy: FetchPolicy | None, on_record: OnRecord
 ) -> None:
-    """One worker process per entry of `devices` (the same device may appear twice), over one queue of jobs."""
+    """One worker process per entry of `devices` (the same device may appear twice); each is handed the next job
+    as soon as it has loaded its models or finished its last job."""
     context = mp.get_context("spawn")  # CUDA cannot be used in a forked child
-    tasks: mp.Queue = context.Queue()
-    results: mp.Queue = context.Queue()
-    for job in jobs:
-        tasks.put(job)
-    names = [f"{device}#{i}" for i, device in enumerate(devices)]
-    for _ in names:
-        tasks.put(None)
     threads = cpu_threads(devices)
-    processes = {
-        name: context.Process(
-            target=_worker,
-            args=(spec, device, name, threads if device == "cpu" else None, policy, tasks, results),
-            name=f"latentsync-batch-{name}",
-            daemon=True,
-        )
-        for name, device in zip(names, devices)
-    }
-    for process in processes.values():
-        process.start()
+    workers: dict[str, tuple[mp.process.BaseProcess, Connection]] = {}
     try:
-        _collect(jobs, processes, results, on_record)
+        for i, device in enumerate(devices):
+            name = f"{device}#{i}"
+            here, there = context.Pipe()
+            process = context.Process(
+                target=_worker,
+                args=(spec, device, name, threads if device == "cpu" else None, policy, there),
+                name=f"latentsync-batch-{name}",
+                daemon=True,
+            )
+            process.start()
+            there.close()
+            workers[name] = (process, here)
+        _dispatch(jobs, workers, on_record)
     finally:
-        for process in processes.values():
+        for process, connection in workers.values():
+            with contextlib.suppress(OSError):
+                connection.send(None)
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
                 process.join(timeout=5)
 
 
-def _collect(jobs: Sequence[Job], processes: dict[str, mp.process.BaseProcess], results: mp.Queue, on_record: OnRecord) -> None:  # fmt: skip
-    by_key = {job.key: job for job in jobs}
-    pending = set(by_key)
+def _dispatch(jobs: Sequence[Job], workers: dict[str, tuple[mp.process.BaseProcess, Connection]], on_record: OnRecord) -> None:  # fmt: skip
+    """Hand out jobs to free workers and pass on their records until every job has one or no worker is left."""
+    waiting = deque(jobs)
     running: dict[str, Job] = {}
-    alive, ready, load_errors = set(processes), set(), []
-    while pending:
-        try:
-            kind, name, payload = results.get(timeout=POLL_SECONDS)
-        except queue.Empty:
-            for name in sorted(alive):
-                process = processes[name]
-                if process.is_alive():
+    live, ready, load_errors = set(workers), set(), []
+    while live and (waiting or running):
+        wait([workers[name][1] for name in live] + [workers[name][0].sentinel for name in live], timeout=POLL_SECONDS)
+        for name in sorted(live):
+            process, connection = workers[name]
+            while connection.poll():
+                try:
+                    kind, payload = connection.recv()
+                except (EOFError, OSError):
+                    break
+                if kind == "load failed":
+                    load_errors.append(f"{name}: {payload}")
                     continue
-                alive.discard(name)
+                if kind == "record":
+                    running.pop(name, None)
+                    on_record(payload)
+                ready.add(name)
+                if waiting:
+                    running[name] = waiting.popleft()
+                    try:
+                        connection.send(running[name])
+                    except OSError:  # it died just now: the job goes to another worker
+                        waiting.appendleft(running.pop(name))
+            if not process.is_alive():
+                live.discard(name)
                 job = running.pop(name, None)
-                if job is not None and job.key in pending:
-                    pending.discard(job.key)
+                if job is not None:
                     on_record(JobRecord.failed(job, f"the worker process on {name} died (exit code {process.exitcode})", name))  # fmt: skip
-            if not alive:
-                if not ready:
-                    raise BatchError("no worker could load the models: " + "; ".join(load_errors or ["they exited"]))
-                for key in sorted(pending):
-                    on_record(JobRecord.failed(by_key[key], "every worker process died before this job ran"))
-                return
-            continue
-        if kind == "ready":
-            ready.add(name)
-        elif kind == "load failed":
-            load_errors.append(f"{name}: {payload}")
-        elif kind == "started":
-            running[name] = by_key[payload]
-        elif kind == "record":
-            running.pop(name, None)
-            pending.discard(payload.key)
-            on_record(payload)
+    if waiting:
+        if not ready:
+            raise BatchError("no worker could load the models: " + "; ".join(load_errors or ["they exited"]))
+        for job in waiting:
+            on_record(JobRecord.failed(job, "every worker process died before this job ran"))
 
 
 def _worker(
-    spec: ModelSpec,
-    device: str,
-    name: str,
-    threads: int | None,
-    policy: FetchPolicy,
-    tasks: mp.Queue,
-    results: mp.Queue,
+    spec: ModelSpec, device: str, name: str, threads: int | None, policy: FetchPolicy | None, connection: Connection
 ) -> None:
-    """A worker process: load the models on `device`, then run jobs from `tasks` until its end marker."""
+    """A worker process: load the models on `device`, say so, then run each job it is sent until it gets None."""
     logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s [{name}] %(message)s")
     import torch
 
@@ -134,10 +131,9 @@ def _worker(
     try:
         pipeline = spec.load(device)
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which decides whether the batch can go on
-        results.put(("load failed", name, f"{type(exc).__name__}: {exc}" if not isinstance(exc, LatentSyncError) else str(exc)))  # fmt: skip
+        connection.send(("load failed", str(exc) if isinstance(exc, LatentSyncError) else f"{type(exc).__name__}: {exc}"))  # fmt: skip
         return
-    results.put(("ready", name, None))
-    while (job := tasks.get()) is not None:
-        results.put(("started", name, job.key))
+    connection.send(("ready", None))
+    while (job := connection.recv()) is not None:
         record, _ = run_job(pipeline, job, name, policy)
-        results.put(("record", name, record))
+        connection.send(("record", record))

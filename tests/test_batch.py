@@ -74,9 +74,10 @@ def test_rows_override_the_command_line_defaults(media, tmp_path) -> None:
         f"{media['demo1']},{media['speech']},,,,,,\n"
         f'{media["demo3"]},{media["speech"]},sub/b.mov,3,7,loop,1.0,"10,20"\n'
     )
-    first, second = read_jobs(jobs, tmp_path / "out", DEFAULTS)
+    defaults = {**DEFAULTS, "face_index": 1}
+    first, second = read_jobs(jobs, tmp_path / "out", defaults)
     assert first.output == (tmp_path / "out" / "demo1-speech.mp4").resolve() and first.problem is None
-    assert first.options == DEFAULTS
+    assert first.options == defaults
     assert second.output == (tmp_path / "out" / "sub" / "b.mov").resolve()
     assert second.options == {**DEFAULTS, "steps": 3, "seed": 7, "sync_mode": "loop", "guidance_scale": 1.0,
                               "face_at": (10.0, 20.0)}  # fmt: skip

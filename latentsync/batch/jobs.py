@@ -136,8 +136,10 @@ def _job(line: int, row: dict[str, Any], base: Path, output_dir: Path, defaults:
             options.update({name: _value(name, row[name], text_cells) for name in ROW_OPTIONS if name in row})
         except ValueError as exc:
             problem = str(exc)
-    if problem is None and options.get("face_index") is not None and options.get("face_at") is not None:
-        problem = "give face_index or face_at, not both"
+    if "face_index" in row and "face_at" in row:
+        problem = problem or "give face_index or face_at, not both"
+    elif "face_index" in row or "face_at" in row:  # a row's choice of face replaces the command line's
+        options["face_at" if "face_index" in row else "face_index"] = None
     inputs = {"video": _input(video, base), "audio": _input(audio, base)}
     for column, where in inputs.items():
         if problem is None and not is_url(where) and not Path(where).is_file():

@@ -60,7 +60,7 @@ def run_processes(
         for i, device in enumerate(devices):
             name = f"{device}#{i}"
             here, there = context.Pipe()
-            process = context.Process(
+            process: mp.process.BaseProcess = context.Process(
                 target=_worker,
                 args=(spec, device, name, threads if device == "cpu" else None, policy, there),
                 name=f"latentsync-batch-{name}",

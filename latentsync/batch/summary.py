@@ -43,8 +43,8 @@ class BatchSummary:
         lines = [f"{'status':<8}{'seconds':>9}{'video s':>9}{'s per s':>9}  {'worker':<12}output"]
         for r in self.records:
             if r.status == "done":
-                rate = f"{r.seconds / r.output_seconds:>9.2f}" if r.output_seconds else f"{'-':>9}"
-                lines.append(f"{'done':<8}{r.seconds:>9.1f}{r.output_seconds:>9.2f}{rate}  {r.worker:<12}{r.key}")
+                per = f"{r.seconds / r.output_seconds:>9.2f}" if r.output_seconds else f"{'-':>9}"
+                lines.append(f"{'done':<8}{r.seconds:>9.1f}{r.output_seconds:>9.2f}{per}  {r.worker:<12}{r.key}")
             else:
                 lines.append(
                     f"{'failed':<8}{r.seconds:>9.1f}{'-':>9}{'-':>9}  {r.worker or '-':<12}{r.key}: {r.reason}"

@@ -42,7 +42,8 @@ def steady_anchors(anchors: np.ndarray, fps: float = FPS) -> np.ndarray:
     if points.ndim != 3 or points.shape[1:] != (3, 2):
         raise ValueError(f"anchors must have shape (n, 3, 2), got {points.shape}")
     out = points.copy()
-    for start, stop in runs(np.isfinite(points).all(axis=(1, 2))):
+    found = np.asarray(np.isfinite(points).all(axis=(1, 2)))
+    for start, stop in runs(found):
         width = float(np.median(np.linalg.norm(points[start:stop, 1] - points[start:stop, 0], axis=-1)))
         if width <= 0:
             continue

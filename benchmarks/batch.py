@@ -3,7 +3,7 @@
 Each demo clip (demo1..3) is lip-synced to the first seconds of its own audio, once with a single worker
 (`--device cpu`) and once with `--devices cpu,cpu` (two worker processes sharing one queue of jobs), into fresh
 output folders. Printed per run: wall time (model loading included), jobs done, and work seconds per second of
-output video. With --quick the clips are cut to 8 frames at a quarter of their size.
+output video. With --quick the clips are cut to 8 frames at a third of their size.
 
 Run: python benchmarks/batch.py [--quick] [--seconds S] [--devices cpu,cpu]
 """
@@ -73,11 +73,11 @@ def run(jobs: Path, out: Path, models: list[str], placement: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="8-frame clips at a quarter of their size")
+    parser.add_argument("--quick", action="store_true", help="8-frame clips at a third of their size")
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds of each clip (default 2)")
     parser.add_argument("--devices", default="cpu,cpu", help="the multi-worker run's --devices (default cpu,cpu)")
     args = parser.parse_args()
-    seconds, scale = (0.32, 1 / 4) if args.quick else (args.seconds, 1.0)
+    seconds, scale = (0.32, 1 / 3) if args.quick else (args.seconds, 1.0)
 
     with tempfile.TemporaryDirectory(prefix="latentsync-batch-bench-") as tmp:
         folder = Path(tmp)
@@ -98,6 +98,8 @@ def main() -> None:
             summary = run(jobs, folder / label.split()[0].strip("-"), tiny.cli_args(), placement)
             rate = summary["seconds_per_output_second"]
             print(f"{label:<24}{summary['wall_seconds']:>8.1f}{summary['done']:>6}{rate or float('nan'):>16.2f}")
+            for failure in summary["failures"]:
+                print(f"  failed: {failure['output']}: {failure['reason']}")
             sys.stdout.flush()
 
 

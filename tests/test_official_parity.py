@@ -155,6 +155,7 @@ def test_whole_pipeline_matches_official(official, frames, unet, vae, audio_enco
         seed=official["seed"],
         batch_frames=official["num_frames"],
         face_tracking=False,
+        face_smoothing="official",
         progress=False,
     )
     assert result.video.shape == frames.shape

@@ -10,8 +10,7 @@ import argparse
 import logging
 
 from latentsync.cli.checks import FPS, AudioCheck, VideoCheck, check_inputs
-from latentsync.cli.options import add_model_options, load_pipeline, point
-from latentsync.media.sync import SYNC_MODES
+from latentsync.cli.options import add_job_options, add_model_options, job_options, load_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +26,7 @@ def run(args: argparse.Namespace) -> int:
         args.video,
         args.audio,
         args.output,
-        steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        seed=args.seed,
-        sync_mode=args.sync_mode,
-        deepcache=args.deepcache,
-        batch_frames=args.batch_frames,
-        face_index=args.face_index,
-        face_at=args.face_at,
-        audio_windows=args.audio_windows,
-        face_tracking=args.face_tracking,
+        **job_options(args),
         progress=not args.quiet,
     )
     if not args.quiet:
@@ -79,47 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     inf.add_argument("--video", required=True, help="input talking-head video (any format and frame rate)")
     inf.add_argument("--audio", required=True, help="speech: any audio file, or a video whose sound to use")
     inf.add_argument("--output", required=True, help="output .mp4 (written only when complete; not one of the inputs)")
-    inf.add_argument("--steps", type=int, default=20, help="DDIM steps, 1 to 1000 (default 20)")
-    inf.add_argument(
-        "--guidance-scale", type=float, default=1.5, help="audio guidance, at least 1; 1 turns it off (default 1.5)"
-    )
-    inf.add_argument("--seed", type=int, default=1247, help="the same seed gives the same output (default 1247)")
-    inf.add_argument(
-        "--sync-mode",
-        choices=SYNC_MODES,
-        default="cut_off",
-        help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)",
-    )
-    inf.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
-    inf.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
-    face = inf.add_mutually_exclusive_group()
-    face.add_argument(
-        "--face-index",
-        type=int,
-        default=None,
-        metavar="N",
-        help="with several faces: the N-th from the left, 0 first; negative counts from the right "
-        "(-1 the rightmost); then followed",
-    )
-    face.add_argument(
-        "--face-at",
-        type=point,
-        default=None,
-        metavar="X,Y",
-        help="with several faces: the one at (or near) pixel X,Y of the first frame with faces; then followed",
-    )
-    inf.add_argument(
-        "--audio-windows",
-        choices=["official", "overlap"],
-        default="official",
-        help="Whisper context for audio over 30 s: official restarts, or overlapping windows",
-    )
-    inf.add_argument(
-        "--no-face-tracking",
-        dest="face_tracking",
-        action="store_false",
-        help="run the full-frame face finder on every frame instead of following the face",
-    )
+    add_job_options(inf)
     inf.add_argument("-q", "--quiet", action="store_true", help="no progress bars, summary or INFO lines")
     inf.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details")
     add_model_options(inf)

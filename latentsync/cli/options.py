@@ -8,6 +8,15 @@ import sys
 from collections.abc import Sequence
 
 from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
+from latentsync.media.sync import SYNC_MODES
+
+# Containers the output video may be written in (H.264 + AAC).
+OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+# The per-video settings `infer` takes as options and `batch` as defaults that a jobs-file row may override.
+JOB_OPTIONS = (
+    "steps", "guidance_scale", "seed", "sync_mode", "deepcache", "batch_frames", "face_index", "face_at",
+    "audio_windows", "face_tracking", "face_smoothing",
+)  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,63 @@ def add_model_version(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
         new="--model-version",
         help=argparse.SUPPRESS,
     )
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    """How one video is lip-synced: `infer`'s settings, and `batch`'s defaults for every row."""
+    parser.add_argument("--steps", type=int, default=20, help="DDIM steps, 1 to 1000 (default 20)")
+    parser.add_argument(
+        "--guidance-scale", type=float, default=1.5, help="audio guidance, at least 1; 1 turns it off (default 1.5)"
+    )
+    parser.add_argument("--seed", type=int, default=1247, help="the same seed gives the same output (default 1247)")
+    parser.add_argument(
+        "--sync-mode",
+        choices=SYNC_MODES,
+        default="cut_off",
+        help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)",
+    )
+    parser.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
+    parser.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
+    face = parser.add_mutually_exclusive_group()
+    face.add_argument(
+        "--face-index",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with several faces: the N-th from the left, 0 first; negative counts from the right "
+        "(-1 the rightmost); then followed",
+    )
+    face.add_argument(
+        "--face-at",
+        type=point,
+        default=None,
+        metavar="X,Y",
+        help="with several faces: the one at (or near) pixel X,Y of the first frame with faces; then followed",
+    )
+    parser.add_argument(
+        "--audio-windows",
+        choices=["official", "overlap"],
+        default="official",
+        help="Whisper context for audio over 30 s: official restarts, or overlapping windows",
+    )
+    parser.add_argument(
+        "--no-face-tracking",
+        dest="face_tracking",
+        action="store_false",
+        help="run the full-frame face finder on every frame instead of following the face",
+    )
+    parser.add_argument(
+        "--face-smoothing",
+        choices=["steady", "official"],
+        default="steady",
+        help="steady: drop landmark outliers and smooth the face's motion over the whole video (default); "
+        "official: the official per-frame alignment",
+    )
+
+
+def job_options(args: argparse.Namespace) -> dict[str, object]:
+    """The pipeline keyword arguments that `add_job_options` parsed."""
+    return {name: getattr(args, name) for name in JOB_OPTIONS}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

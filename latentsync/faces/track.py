@@ -1,6 +1,6 @@
 """The analysis pass: find the face in every frame and fix its alignment matrix, before any diffusion runs.
 
-Only a (2, 3) matrix per frame is kept, so a long video costs a few bytes per frame here. Smoothing runs over
+Only the anchors and a (2, 3) matrix per frame are kept, so a long video costs a few bytes per frame here. Smoothing runs over
 the frames in display order, as the official pipeline does, whatever order the frames are later played in.
 
 Finding the face anew in every frame is the costliest part of the pass (the dlib finder scans the whole frame,
@@ -21,6 +21,7 @@ from latentsync.errors import LatentSyncError
 
 from .align import FaceAligner
 from .landmarks import Face, LandmarkDetector, select_face
+from .smooth import steady_anchors
 
 # Frames between two whole-frame scans while the face is followed: a face that leaves is noticed within this many.
 REDETECT_EVERY = 10
@@ -158,31 +159,38 @@ def track_faces(
     limit: int | None = None,
     progress: bool = True,
     redetect_every: int | None = REDETECT_EVERY,
+    steady: bool = True,
 ) -> FaceTrack:
     """Find, select and align the face of each frame; stop after `limit` frames if given.
 
     `index`/`at` choose among several faces as `select_face` does (default: the largest), and the chosen person is
     then followed (see `FaceFollower`); `redetect_every` is `FaceFollower`'s (None: a whole-frame detection in every
-    frame). Raises NoFaceError when no frame has a face.
+    frame). `steady` steadies the anchors over the whole track first (`smooth.steady_anchors`); without it the
+    alignment is the official one, frame by frame. Raises NoFaceError when no frame has a face.
     """
     follower = FaceFollower(detector, index, at, redetect_every)
-    aligner = FaceAligner(resolution)
-    matrices: list[np.ndarray] = []
-    found: list[bool] = []
-    nan = np.full((2, 3), np.nan)
+    anchors: list[np.ndarray] = []
+    nan = np.full((3, 2), np.nan)
     total = len(frames) if isinstance(frames, Sized) else None  # count the video's frames, not the audio's
     if limit is not None:
         total = limit if total is None else min(total, limit)
     with tqdm(total=total, desc="Finding faces", unit="frame", disable=not progress) as bar:
         for frame in frames:
             face = follower(frame)
-            found.append(face is not None)
-            matrices.append(aligner.matrix(face.anchors()) if face is not None else nan)
+            anchors.append(face.anchors() if face is not None else nan)
             bar.update()
-            if limit is not None and len(found) >= limit:
+            if limit is not None and len(anchors) >= limit:
                 break
         bar.total = bar.n  # a file may hold fewer frames than its header says: the pass is complete all the same
-    track = FaceTrack(np.asarray(matrices, dtype=np.float64).reshape(-1, 2, 3), np.asarray(found, dtype=bool))
+    points = np.asarray(anchors, dtype=np.float64).reshape(-1, 3, 2)
+    found = np.isfinite(points).all(axis=(1, 2))
+    if steady:
+        points = steady_anchors(points)
+    aligner = FaceAligner(resolution)
+    matrices = np.full((len(points), 2, 3), np.nan)
+    for i in np.flatnonzero(found):
+        matrices[i] = aligner.matrix(points[i])
+    track = FaceTrack(matrices, found)
     if track.faces_found == 0:
         where = "" if index is None and at is None else " matching --face-index/--face-at"
         raise NoFaceError(f"no face{where} found in any of the {len(track)} frames of the video")

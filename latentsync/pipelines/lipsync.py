@@ -40,6 +40,7 @@ from .diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler, seeded_
 
 logger = logging.getLogger(__name__)
 
+FACE_SMOOTHING = ("steady", "official")
 FPS = 25  # the rate the models were trained at; every input is retimed to it
 OUTPUT_SAMPLE_RATE = 48000  # the output keeps the speech at full quality; the models only see 16 kHz
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
@@ -108,6 +109,7 @@ class LipsyncOptions:
     face_at: tuple[float, float] | None = None
     audio_windows: str = "official"
     face_tracking: bool = True  # follow the face between full-frame detections (every REDETECT_EVERY frames)
+    face_smoothing: str = "steady"  # "steady" (faces.smooth) or "official" (the official per-frame alignment)
     progress: bool = True
     on_progress: Callable[[int, int], None] | None = None  # called with (frames written, total) after each chunk
 
@@ -116,6 +118,8 @@ class LipsyncOptions:
             raise InvalidArgumentError(f"unknown sync mode {self.sync_mode!r}; choose one of {', '.join(SYNC_MODES)}")
         if self.steps < 1 or self.batch_frames < 1:
             raise InvalidArgumentError("steps and batch_frames must be at least 1")
+        if self.face_smoothing not in FACE_SMOOTHING:
+            raise InvalidArgumentError(f"face_smoothing must be one of {', '.join(FACE_SMOOTHING)}, not {self.face_smoothing!r}")  # fmt: skip
         if self.audio_windows not in ("official", "overlap"):
             raise InvalidArgumentError(f"audio_windows must be 'official' or 'overlap', not {self.audio_windows!r}")
 
@@ -278,6 +282,7 @@ class LipsyncPipeline:
                 limit,
                 opts.progress,
                 redetect_every=REDETECT_EVERY if opts.face_tracking else None,
+                steady=opts.face_smoothing == "steady",
             )
         plan = plan_sync(opts.sync_mode, len(track), n_audio, sample_rate=OUTPUT_SAMPLE_RATE, fps=FPS)
 

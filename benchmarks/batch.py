@@ -1,0 +1,107 @@
+"""`latentsync batch` on the demo clips with tiny random-weight models: one worker against one per device.
+
+Each demo clip (demo1..3) is lip-synced to the first seconds of its own audio, once with a single worker
+(`--device cpu`) and once with `--devices cpu,cpu` (two worker processes sharing one queue of jobs), into fresh
+output folders. Printed per run: wall time (model loading included), jobs done, and work seconds per second of
+output video. With --quick the clips are cut to 8 frames at a third of their size.
+
+Run: python benchmarks/batch.py [--quick] [--seconds S] [--devices cpu,cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from latentsync import cli
+from latentsync.audio import load_audio
+from latentsync.media import VideoReader, VideoWriter
+from latentsync.testing import write_tiny_models
+
+ASSETS = next(
+    (p / "shared" / "assets" for p in Path(__file__).resolve().parents[1:4] if (p / "shared" / "assets").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "assets",
+)
+
+
+def write_wav(path: Path, samples, rate: int = 16000) -> Path:
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def small_clip(source: Path, dest: Path, frames: int, scale: float) -> Path:
+    """The first `frames` frames of `source` at 25 fps, resized by `scale`."""
+    reader = VideoReader(source, fps=25)
+    width, height = int(reader.info.width * scale) // 2 * 2, int(reader.info.height * scale) // 2 * 2
+    with VideoWriter(dest, width, height, fps=25) as writer:
+        for i, frame in enumerate(reader):
+            if i == frames:
+                break
+            writer.write(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
+    return dest
+
+
+def run(jobs: Path, out: Path, models: list[str], placement: list[str]) -> dict:
+    started = time.perf_counter()
+    logging.disable(logging.INFO)  # the pipeline's per-video lines
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        cli.main(
+            ["batch", str(jobs), "--output-dir", str(out), "--steps", "1", "--quiet", "--json", *models, *placement]
+        )
+    summary = json.loads(stdout.getvalue())
+    summary["wall_seconds"] = time.perf_counter() - started
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="8-frame clips at a third of their size")
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds of each clip (default 2)")
+    parser.add_argument("--devices", default="cpu,cpu", help="the multi-worker run's --devices (default cpu,cpu)")
+    args = parser.parse_args()
+    seconds, scale = (0.32, 1 / 3) if args.quick else (args.seconds, 1.0)
+
+    with tempfile.TemporaryDirectory(prefix="latentsync-batch-bench-") as tmp:
+        folder = Path(tmp)
+        tiny = write_tiny_models(folder / "tiny")
+        lines = ["video,audio,output"]
+        for video in sorted(ASSETS.glob("demo*_video.mp4")):
+            name = video.name.split("_")[0]
+            audio = load_audio(ASSETS / f"{name}_audio.wav")[: int(16000 * seconds)]
+            wav = write_wav(folder / f"{name}.wav", audio)
+            clip = video if scale == 1 else small_clip(video, folder / f"{name}.mp4", round(25 * seconds), scale)
+            lines.append(f"{clip},{wav},{name}.mp4")
+        jobs = folder / "jobs.csv"
+        jobs.write_text("\n".join(lines) + "\n")
+
+        print(f"{len(lines) - 1} jobs of {seconds:g} s, tiny models, 1 DDIM step, {scale:.2g}x size")
+        print(f"{'workers':<24}{'wall s':>8}{'done':>6}{'s per output s':>16}")
+        for label, placement in (("one (--device cpu)", ["--device", "cpu"]), (f"--devices {args.devices}", ["--devices", args.devices])):  # fmt: skip
+            summary = run(jobs, folder / label.split()[0].strip("-"), tiny.cli_args(), placement)
+            rate = summary["seconds_per_output_second"]
+            print(f"{label:<24}{summary['wall_seconds']:>8.1f}{summary['done']:>6}{rate or float('nan'):>16.2f}")
+            for failure in summary["failures"]:
+                print(f"  failed: {failure['output']}: {failure['reason']}")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared beside the repository (a worktree under /work/wt finds it one level further up)
+SHARED = next((p / "shared" for p in Path(__file__).resolve().parents[1].parents if (p / "shared").is_dir()), Path("shared"))
 ASSETS = SHARED / "assets"
 SPEC = SHARED / "spec"
 GOLDEN = SHARED / "golden"

@@ -21,3 +21,12 @@ def write_syncnet_v2(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     torch.save(SyncNetV2().state_dict(), path, _use_new_zipfile_serialization=False)
     return path
+
+
+def write_s3fd(path: Path, seed: int = 0) -> Path:
+    """A random `sfd_face.pth` in the official layout (a bare state dict)."""
+    from latentsync.models.auxiliary.s3fd import S3FDNet
+
+    torch.manual_seed(seed)
+    torch.save(S3FDNet().state_dict(), path)
+    return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -74,6 +75,24 @@ def run_sync(args: argparse.Namespace) -> int:
     return 0 if result["scored"] else 1
 
 
+def run_silence(args: argparse.Namespace) -> int:
+    from latentsync.audio import load_audio
+    from latentsync.eval.report import html_page, table
+    from latentsync.eval.silence import mouth_series, silence_report
+    from latentsync.faces import create_detector
+    from latentsync.media import VideoReader
+
+    audio = load_audio(args.audio or args.video)
+    opening = mouth_series(VideoReader(args.video, fps=25), create_detector(args.face_detector, device=args.device),
+                           limit=math.ceil(len(audio) / 640))  # fmt: skip
+    result = {"video": str(args.video), "audio": str(args.audio or args.video), **silence_report(opening, audio)}
+    columns = ["silent_seconds", "silent_movement", "speech_movement", "silent_opening", "frames_with_face", "frames"]
+    text = table([result], columns) + "\nmovement: mean change of the lip gap, % of the jaw width per frame"
+    page = html_page("LatentSync silence check", [f"{args.video} with {result['audio']}"], [([result], columns)], [])
+    emit(args, result, text, page)
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--report", default=None, metavar="OUT.html", help="also write an HTML report with plots")
@@ -90,6 +109,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from latentsync.eval.finders import FINDERS
+    from latentsync.faces.landmarks import BACKENDS
 
     ev = sub.add_parser("eval", help="score videos with the metrics lip-sync papers report")
     metrics = ev.add_subparsers(dest="metric", required=True, metavar="METRIC")
@@ -106,3 +126,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(sync)
     sync.set_defaults(run=run_sync)
+
+    silence = metrics.add_parser("silence", help="how much the mouth moves while the audio is silent (no weights)")
+    silence.add_argument("video", help="the (lip-synced) video")
+    silence.add_argument("--audio", default=None, help="the speech it was synced to (default: the video's own)")
+    silence.add_argument("--face-detector", choices=list(BACKENDS), default="dlib", help="landmark backend")
+    _common(silence)
+    silence.set_defaults(run=run_silence)

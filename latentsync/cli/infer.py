@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         sync_mode=args.sync_mode,
         deepcache=args.deepcache,
         batch_frames=args.batch_frames,
-        face_index=args.face_index,
+        face_index=None if args.face_index == "speaker" else args.face_index,
+        face_chooser=speaker_chooser(args) if args.face_index == "speaker" else None,
         face_at=args.face_at,
         audio_windows=args.audio_windows,
         face_tracking=args.face_tracking,
@@ -40,6 +41,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def face_index(text: str) -> int | str:
+    if text == "speaker":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a face number or 'speaker', got {text!r}") from None
+
+
+def speaker_chooser(args: argparse.Namespace):
+    """The active-speaker choice: SyncNet confidence when syncnet_v2.model is downloaded, else lip movement."""
+    from functools import partial
+
+    from latentsync.checkpoints import checkpoint_paths
+    from latentsync.eval.speaker import choose_speaker
+
+    weights = checkpoint_paths(args.version, args.checkpoints).auxiliary / "syncnet_v2.model"
+    return partial(choose_speaker, syncnet_weights=weights if weights.is_file() else None)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     inf = sub.add_parser("infer", help="lip-sync a video to an audio track")
     inf.add_argument("--video", required=True, help="input talking-head video (any format and frame rate)")
@@ -48,16 +69,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     inf.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
     inf.add_argument("--guidance-scale", type=float, default=1.5, help="audio guidance; 1 turns it off (default 1.5)")
     inf.add_argument("--seed", type=int, default=1247, help="the same seed gives the same output (default 1247)")
-    inf.add_argument("--sync-mode", choices=SYNC_MODES, default="cut_off",
-                     help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)")
+    inf.add_argument(
+        "--sync-mode",
+        choices=SYNC_MODES,
+        default="cut_off",
+        help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)",
+    )
     inf.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
     inf.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
-    inf.add_argument("--face-index", type=int, default=None, help="with several faces: the N-th from the left (then followed)")
-    inf.add_argument("--face-at", type=point, default=None, metavar="X,Y", help="with several faces: the one at X,Y (then followed)")
-    inf.add_argument("--audio-windows", choices=["official", "overlap"], default="official",
-                     help="Whisper context for audio over 30 s: official restarts, or overlapping windows")
-    inf.add_argument("--no-face-tracking", dest="face_tracking", action="store_false",
-                     help="run the full-frame face finder on every frame instead of following the face")
+    inf.add_argument(
+        "--face-index",
+        type=face_index,
+        default=None,
+        metavar="N|speaker",
+        help="with several faces: the N-th from the left, or 'speaker': the one speaking the video's own "
+        "audio (then followed)",
+    )
+    inf.add_argument(
+        "--face-at", type=point, default=None, metavar="X,Y", help="with several faces: the one at X,Y (then followed)"
+    )
+    inf.add_argument(
+        "--audio-windows",
+        choices=["official", "overlap"],
+        default="official",
+        help="Whisper context for audio over 30 s: official restarts, or overlapping windows",
+    )
+    inf.add_argument(
+        "--no-face-tracking",
+        dest="face_tracking",
+        action="store_false",
+        help="run the full-frame face finder on every frame instead of following the face",
+    )
     inf.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     add_model_options(inf)
     inf.set_defaults(run=run)

@@ -23,8 +23,11 @@ MIN_SILENCE = 5  # frames (0.2 s): shorter dips are the gaps between words
 
 
 def mouth_series(frames: Iterable[np.ndarray], detector: LandmarkDetector, limit: int | None = None) -> np.ndarray:
-    """Mouth opening of the followed face in each frame (NaN where no face was found)."""
-    follower = FaceFollower(detector)
+    """Mouth opening of the followed face in each frame (NaN where no face was found).
+
+    The finder runs on the whole of every frame: the landmarks of its faster local search differ from a whole-frame
+    detection's by a pixel or so, and that alternation alone would read as lip movement."""
+    follower = FaceFollower(detector, redetect_every=None)
     values = []
     for frame in frames:
         face = follower(frame)

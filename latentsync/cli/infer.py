@@ -69,37 +69,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     inf.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
     inf.add_argument("--guidance-scale", type=float, default=1.5, help="audio guidance; 1 turns it off (default 1.5)")
     inf.add_argument("--seed", type=int, default=1247, help="the same seed gives the same output (default 1247)")
-    inf.add_argument(
-        "--sync-mode",
-        choices=SYNC_MODES,
-        default="cut_off",
-        help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)",
-    )
+    inf.add_argument("--sync-mode", choices=SYNC_MODES, default="cut_off",
+                     help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)")
     inf.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
     inf.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
-    inf.add_argument(
-        "--face-index",
-        type=face_index,
-        default=None,
-        metavar="N|speaker",
-        help="with several faces: the N-th from the left, or 'speaker': the one speaking the video's own "
-        "audio (then followed)",
-    )
-    inf.add_argument(
-        "--face-at", type=point, default=None, metavar="X,Y", help="with several faces: the one at X,Y (then followed)"
-    )
-    inf.add_argument(
-        "--audio-windows",
-        choices=["official", "overlap"],
-        default="official",
-        help="Whisper context for audio over 30 s: official restarts, or overlapping windows",
-    )
-    inf.add_argument(
-        "--no-face-tracking",
-        dest="face_tracking",
-        action="store_false",
-        help="run the full-frame face finder on every frame instead of following the face",
-    )
+    inf.add_argument("--face-index", type=face_index, default=None, metavar="N|speaker",
+                     help="with several faces: the N-th from the left, or 'speaker': the one speaking the audio (then followed)")
+    inf.add_argument("--face-at", type=point, default=None, metavar="X,Y", help="with several faces: the one at X,Y (then followed)")
+    inf.add_argument("--audio-windows", choices=["official", "overlap"], default="official",
+                     help="Whisper context for audio over 30 s: official restarts, or overlapping windows")
+    inf.add_argument("--no-face-tracking", dest="face_tracking", action="store_false",
+                     help="run the full-frame face finder on every frame instead of following the face")
     inf.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     add_model_options(inf)
     inf.set_defaults(run=run)

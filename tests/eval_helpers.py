@@ -30,3 +30,58 @@ def write_s3fd(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     torch.save(S3FDNet().state_dict(), path)
     return path
+
+
+class _TinyI3D(torch.nn.Module):
+    """Stands in for StyleGAN-V's I3D: the same call signature and 400-d features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 16, (3, 7, 7), stride=(2, 4, 4))
+        self.fc = torch.nn.Linear(16, 400)
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False):
+        return self.fc(self.conv(x).relu().mean((2, 3, 4)))
+
+
+def write_i3d(path: Path, seed: int = 0) -> Path:
+    """A random TorchScript file called as `i3d_torchscript.pt` is."""
+    torch.manual_seed(seed)
+    torch.jit.script(_TinyI3D()).save(str(path))
+    return path
+
+
+def write_vgg16(path: Path, seed: int = 0) -> Path:
+    """A random torchvision `vgg16-397923af.pth` holding the convolutional part LPIPS uses (fp16 to stay small)."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(seed)
+    features = make_layers(cfgs["D"])
+    torch.save({f"features.{k}": v.half() for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def write_face_clips(folder: Path, assets: Path, frames: int = 36, degrade: bool = False) -> list[Path]:
+    """480x480 clips around the speaker's face of demo1 and demo3 (optionally blurred and noisy), without audio."""
+    import itertools
+
+    import cv2
+    import numpy as np
+
+    from latentsync.media import VideoReader, VideoWriter
+
+    centres = {"demo1": (599, 734), "demo3": (581, 651)}
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    out = []
+    for name, (cx, cy) in centres.items():
+        path = folder / f"{name}.mp4"
+        with VideoWriter(path, 480, 480, fps=25) as writer:
+            for frame in itertools.islice(VideoReader(assets / f"{name}_video.mp4", fps=25), frames):
+                face = np.ascontiguousarray(frame[cy - 240 : cy + 240, cx - 240 : cx + 240])
+                if degrade:
+                    face = cv2.GaussianBlur(face, (9, 9), 3)
+                    face = np.clip(face + rng.normal(0, 12, face.shape), 0, 255).astype(np.uint8)
+                writer.write(face)
+        out.append(path)
+    return out

@@ -75,6 +75,75 @@ def run_sync(args: argparse.Namespace) -> int:
     return 0 if result["scored"] else 1
 
 
+def run_fvd(args: argparse.Namespace) -> int:
+    from latentsync.errors import LatentSyncError
+    from latentsync.eval.fvd import face_clip, fvd
+    from latentsync.eval.lse import expand_videos
+    from latentsync.faces import create_detector
+    from latentsync.models.auxiliary.i3d import load_i3d
+
+    model = load_i3d(auxiliary_file(args, "i3d_torchscript.pt"), args.device or "cpu")
+    detector = create_detector(args.face_detector, device=args.device)
+    videos, clips = [], {"real": [], "fake": []}
+    for side, folder in (("real", args.real), ("fake", args.fake)):
+        for path in expand_videos([folder]):
+            try:
+                clips[side].append(face_clip(path, detector))
+                videos.append({"path": str(path), "side": side, "error": None})
+            except LatentSyncError as exc:
+                logger.warning("skipped: %s", exc)
+                videos.append({"path": str(path), "side": side, "error": str(exc)})
+    value = fvd(clips["real"], clips["fake"], model, standard=args.standard)
+    input_range = "[-1, 1] (--standard, comparable with most papers)" if args.standard else "[0, 1] (as LatentSync)"
+    result = {"videos": videos, "fvd": value, "input_range": input_range, "real": len(clips["real"]),
+              "fake": len(clips["fake"]), "failed": sum(v["error"] is not None for v in videos)}  # fmt: skip
+    text = f"FVD {value:.3f} from {result['real']} real and {result['fake']} generated clips; I3D input {input_range}"
+    if result["failed"]:
+        text += f"; {result['failed']} videos skipped (see --json)"
+    from latentsync.eval.report import html_page
+
+    page = html_page("LatentSync FVD", [text], [(videos, ["side", "path", "error"])], [])
+    emit(args, result, text, page)
+    return 0
+
+
+def run_image(args: argparse.Namespace) -> int:
+    from latentsync.errors import LatentSyncError
+    from latentsync.eval.image import ImageMetrics, aligned_crops, pair_videos
+    from latentsync.eval.report import bar_plot, html_page, table
+    from latentsync.faces import create_detector
+
+    pairs = pair_videos(Path(args.real), Path(args.fake))
+    backbone = auxiliary_file(args, "vgg16-397923af.pth")
+    detector = create_detector(args.face_detector, device=args.device)
+    metrics, rows, scores = ImageMetrics(backbone, args.inception, args.device or "cpu"), [], []
+    for real, fake in pairs:
+        try:
+            score = metrics.score(aligned_crops(real, fake, detector, args.max_frames))
+            scores.append(score)
+            rows.append({"path": str(fake), "real": str(real), **score, "error": None})
+        except LatentSyncError as exc:
+            logger.warning("skipped: %s", exc)
+            rows.append({"path": str(fake), "real": str(real), "error": str(exc)})
+    result = {"pairs": rows, "mean": metrics.mean(scores), "scored": len(scores), "failed": len(rows) - len(scores)}
+    flat = [{"video": Path(r["path"]).name, **{f"{reg}_{k}": r.get(reg, {}).get(k) for reg in ("face", "mouth")
+             for k in ("psnr", "ssim", "lpips")}, "error": r["error"]} for r in rows]  # fmt: skip
+    columns = ["video", "face_psnr", "face_ssim", "face_lpips", "mouth_psnr", "mouth_ssim", "mouth_lpips", "error"]
+    text = table(flat, columns)
+    if result["mean"]:
+        text += "\nall frames: " + ", ".join(f"{reg} {k} {v:.3f}" for reg in ("face", "mouth")
+                                           for k, v in result["mean"][reg].items() if v is not None)  # fmt: skip
+    good = [r for r in flat if r["error"] is None]
+    plots = (
+        [bar_plot([r["video"] for r in good], [r["mouth_lpips"] for r in good], "Mouth LPIPS", "lpips")] if good else []
+    )
+    page = html_page(
+        "LatentSync image metrics", ["PSNR/SSIM higher is better, LPIPS/FID lower."], [(flat, columns)], plots
+    )
+    emit(args, result, text, page)
+    return 0 if result["scored"] else 1
+
+
 def run_silence(args: argparse.Namespace) -> int:
     from latentsync.audio import load_audio
     from latentsync.eval.report import html_page, table
@@ -126,6 +195,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(sync)
     sync.set_defaults(run=run_sync)
+
+    fvd = metrics.add_parser("fvd", help="Fréchet video distance (I3D) between real and generated face clips")
+    fvd.add_argument("real", help="folder (or video) of real videos")
+    fvd.add_argument("fake", help="folder (or video) of generated videos")
+    fvd.add_argument(
+        "--standard",
+        action="store_true",
+        help="feed I3D [-1, 1] like most papers (default [0, 1], as LatentSync's eval does)",
+    )
+    fvd.add_argument("--face-detector", choices=list(BACKENDS), default="dlib", help="landmark backend for the boxes")
+    _common(fvd)
+    fvd.set_defaults(run=run_fvd)
+
+    image = metrics.add_parser("image", help="PSNR, SSIM, LPIPS (and FID) of aligned face crops, face and mouth")
+    image.add_argument("real", help="source video, or a folder of them")
+    image.add_argument("fake", help="lip-synced video, or a folder of them (paired by file name)")
+    image.add_argument(
+        "--inception",
+        default=None,
+        type=Path,
+        metavar="FILE",
+        help="torch-fidelity Inception weights (weights-inception-2015-12-05-6726825d.pth) for FID",
+    )
+    image.add_argument("--max-frames", type=int, default=None, help="compare at most this many frames per video")
+    image.add_argument("--face-detector", choices=list(BACKENDS), default="dlib", help="landmark backend")
+    _common(image)
+    image.set_defaults(run=run_image)
 
     silence = metrics.add_parser("silence", help="how much the mouth moves while the audio is silent (no weights)")
     silence.add_argument("video", help="the (lip-synced) video")

@@ -62,12 +62,13 @@ def write_vgg16(path: Path, seed: int = 0) -> Path:
 
 
 def write_face_clips(folder: Path, assets: Path, frames: int = 36, degrade: bool = False) -> list[Path]:
-    """480x480 clips around the speaker's face of demo1 and demo3 (optionally blurred and noisy), without audio."""
+    """480x480 clips around the speaker's face of demo1 and demo3 (optionally blurred and noisy), with their sound."""
     import itertools
 
     import cv2
     import numpy as np
 
+    from latentsync.audio import load_audio
     from latentsync.media import VideoReader, VideoWriter
 
     centres = {"demo1": (599, 734), "demo3": (581, 651)}
@@ -76,7 +77,8 @@ def write_face_clips(folder: Path, assets: Path, frames: int = 36, degrade: bool
     out = []
     for name, (cx, cy) in centres.items():
         path = folder / f"{name}.mp4"
-        with VideoWriter(path, 480, 480, fps=25) as writer:
+        sound = load_audio(assets / f"{name}_video.mp4")[: frames * 640]
+        with VideoWriter(path, 480, 480, fps=25, audio=sound, sample_rate=16000) as writer:
             for frame in itertools.islice(VideoReader(assets / f"{name}_video.mp4", fps=25), frames):
                 face = np.ascontiguousarray(frame[cy - 240 : cy + 240, cx - 240 : cx + 240])
                 if degrade:

@@ -144,6 +144,42 @@ def run_image(args: argparse.Namespace) -> int:
     return 0 if result["scored"] else 1
 
 
+def run_syncnet_acc(args: argparse.Namespace) -> int:
+    import torch
+    from omegaconf import OmegaConf
+
+    from latentsync.config import bundled_config
+    from latentsync.eval.lse import expand_videos
+    from latentsync.eval.syncnet_acc import accuracy, sample_pairs
+    from latentsync.models import StableSyncNet
+
+    config = OmegaConf.load(args.config or bundled_config("syncnet/syncnet_16_pixel_attn.yaml"))
+    if config.data.latent_space:
+        raise InvalidArgumentError("latent-space SyncNet configs are not supported by eval syncnet-acc yet")
+    paths = checkpoint_paths(args.version, args.checkpoints)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else paths.require(paths.syncnet, "StableSyncNet", True)
+    source = args.videos or config.data.val_fileslist or config.data.val_data_dir
+    if Path(source).is_file():
+        videos = [Path(line.strip()) for line in Path(source).read_text().splitlines() if line.strip()]
+    else:
+        videos = expand_videos([source]) if Path(source).is_dir() else []
+    if not videos:
+        raise InvalidArgumentError(f"no clips in {source}; pass --videos DIR (aligned 256 px face clips with audio)")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float16 if device.type == "cuda" else torch.float32  # the official script runs fp16 on the GPU
+    model = StableSyncNet.from_pretrained(config.model, checkpoint, device).to(dtype)
+    samples = args.samples or int(config.data.num_val_samples)
+    seed = int(config.run.seed) if args.seed is None else args.seed
+    pairs = sample_pairs(videos, samples, seed, int(config.data.num_frames), int(config.data.resolution))
+    result = {"checkpoint": str(checkpoint), "clips": len(videos), "seed": seed,
+              **accuracy(model, pairs, bool(config.data.lower_half), dtype=dtype)}  # fmt: skip
+    text = (
+        f"SyncNet accuracy: {100 * result['accuracy']:.2f}% ({result['correct']}/{result['pairs']} pairs, seed {seed})"
+    )
+    emit(args, result, text, None)
+    return 0
+
+
 def run_silence(args: argparse.Namespace) -> int:
     from latentsync.audio import load_audio
     from latentsync.eval.report import html_page, table
@@ -222,6 +258,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     image.add_argument("--face-detector", choices=list(BACKENDS), default="dlib", help="landmark backend")
     _common(image)
     image.set_defaults(run=run_image)
+
+    acc = metrics.add_parser("syncnet-acc", help="StableSyncNet accuracy on in-sync vs shifted pairs (cos > 0.5)")
+    acc.add_argument("--config", default=None, help="SyncNet config (default: the bundled syncnet_16_pixel_attn.yaml)")
+    acc.add_argument(
+        "--checkpoint", default=None, help="StableSyncNet weights (default: the downloaded stable_syncnet.pt)"
+    )
+    acc.add_argument(
+        "--videos", default=None, help="folder or file list of aligned face clips (default: the config's val data)"
+    )
+    acc.add_argument(
+        "--samples", type=int, default=None, help="pairs to draw (default: the config's num_val_samples, 2048)"
+    )
+    acc.add_argument("--seed", type=int, default=None, help="pair sampling seed (default: the config's run.seed)")
+    _common(acc)
+    acc.set_defaults(run=run_syncnet_acc)
 
     silence = metrics.add_parser("silence", help="how much the mouth moves while the audio is silent (no weights)")
     silence.add_argument("video", help="the (lip-synced) video")

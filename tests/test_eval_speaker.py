@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from latentsync.audio import load_audio
+from latentsync.cli import build_parser
 from latentsync.eval.silence import mouth_series, silence_report, silent_frames
 from latentsync.eval.speaker import choose_speaker
 from latentsync.media import VideoReader
@@ -82,3 +83,25 @@ def test_silence_metric_is_zero_for_a_still_mouth_and_larger_for_a_talking_one(s
     assert still["silent_seconds"] == talking["silent_seconds"] == 2.0
     assert still["silent_movement"] == 0.0
     assert talking["silent_movement"] > 0.3
+
+
+@pytest.mark.slow
+def test_pipeline_dubs_the_face_the_chooser_points_at(speakers, tmp_path):
+    """The inference hook: `face_chooser` (what `--face-index speaker` passes) decides whose mouth is redrawn."""
+    from latentsync.testing import write_tiny_models
+
+    frames = np.stack([np.concatenate(pair, 1) for pair in zip(speakers["demo1"][:6], speakers["demo2"][:6])])
+    pipeline = write_tiny_models(tmp_path).load_pipeline()
+    seen = []
+
+    def right_face(video, audio, detector):
+        seen.append(len(audio))
+        return (3 * HALF, HALF)  # the middle of the right half
+
+    result = pipeline(frames, np.zeros(6 * 640, np.float32), steps=1, progress=False, face_chooser=right_face)
+    changed = np.flatnonzero((result.video != frames).any(axis=(0, 1, 3)))
+    assert seen == [6 * 640] and len(changed) and changed.min() >= 2 * HALF - 20
+    args = build_parser().parse_args(
+        ["infer", "--video", "v", "--audio", "a", "--output", "o", "--face-index", "speaker"]
+    )
+    assert args.face_index == "speaker"

@@ -84,7 +84,8 @@ def run_fvd(args: argparse.Namespace) -> int:
 
     model = load_i3d(auxiliary_file(args, "i3d_torchscript.pt"), args.device or "cpu")
     detector = create_detector(args.face_detector, device=args.device)
-    videos, clips = [], {"real": [], "fake": []}
+    videos: list[dict] = []
+    clips: dict[str, list] = {"real": [], "fake": []}
     for side, folder in (("real", args.real), ("fake", args.fake)):
         for path in expand_videos([folder]):
             try:
@@ -125,14 +126,15 @@ def run_image(args: argparse.Namespace) -> int:
         except LatentSyncError as exc:
             logger.warning("skipped: %s", exc)
             rows.append({"path": str(fake), "real": str(real), "error": str(exc)})
-    result = {"pairs": rows, "mean": metrics.mean(scores), "scored": len(scores), "failed": len(rows) - len(scores)}
+    mean = metrics.mean(scores)
+    result = {"pairs": rows, "mean": mean, "scored": len(scores), "failed": len(rows) - len(scores)}
     flat = [{"video": Path(r["path"]).name, **{f"{reg}_{k}": r.get(reg, {}).get(k) for reg in ("face", "mouth")
              for k in ("psnr", "ssim", "lpips")}, "error": r["error"]} for r in rows]  # fmt: skip
     columns = ["video", "face_psnr", "face_ssim", "face_lpips", "mouth_psnr", "mouth_ssim", "mouth_lpips", "error"]
     text = table(flat, columns)
-    if result["mean"]:
+    if mean:
         text += "\nall frames: " + ", ".join(f"{reg} {k} {v:.3f}" for reg in ("face", "mouth")
-                                           for k, v in result["mean"][reg].items() if v is not None)  # fmt: skip
+                                           for k, v in mean[reg].items() if v is not None)  # fmt: skip
     good = [r for r in flat if r["error"] is None]
     plots = (
         [bar_plot([r["video"] for r in good], [r["mouth_lpips"] for r in good], "Mouth LPIPS", "lpips")] if good else []

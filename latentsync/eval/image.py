@@ -101,7 +101,7 @@ class ImageMetrics:
                 x, y = (a, b) if region == "face" else (a[:, :, RESOLUTION // 2 :], b[:, :, RESOLUTION // 2 :])
                 psnr[region].update(y, x)
                 ssim[region].update(y, x)
-                lpips_sum[region] += float(self.lpips(y * 2 - 1, x * 2 - 1).sum())
+                lpips_sum[region] += float(torch.as_tensor(self.lpips(y * 2 - 1, x * 2 - 1)).sum())
                 if self.fid:
                     self.fid[region].update(x, real=True)
                     self.fid[region].update(y, real=False)
@@ -114,7 +114,7 @@ class ImageMetrics:
             value = float(psnr[region].compute())
             out[region] = {
                 "psnr": value if np.isfinite(value) else None,  # identical crops: infinite PSNR
-                "ssim": float(ssim[region].compute()),
+                "ssim": float(torch.as_tensor(ssim[region].compute())),
                 "lpips": lpips_sum[region] / count,
             }
         return out

@@ -74,9 +74,9 @@ def find_candidates(
     for count, frame in enumerate(frames):
         taken: set[int] = set()
         for face in detector.detect(frame):
+            lasts = [c.last_box() for c in candidates]
             overlaps = [
-                iou(face.box, c.last_box()) if i not in taken and c.last_box() is not None else 0.0
-                for i, c in enumerate(candidates)
+                iou(face.box, last) if i not in taken and last is not None else 0.0 for i, last in enumerate(lasts)
             ]
             best = int(np.argmax(overlaps)) if overlaps else -1
             if best < 0 or overlaps[best] < SAME_FACE_IOU:

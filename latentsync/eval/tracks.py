@@ -95,7 +95,7 @@ def link_tracks(
 ) -> list[Track]:
     """Greedy IoU tracks over one shot's per-frame boxes (frame `start` first), longest-first as found."""
     remaining = [[np.asarray(box[:4], dtype=np.float64) for box in frame] for frame in detections]
-    tracks = []
+    tracks: list[Track] = []
     while True:
         frames: list[int] = []
         boxes: list[np.ndarray] = []
@@ -134,7 +134,7 @@ def find_tracks(
             pending = []
     if pending:
         detections.extend(find_boxes(pending))
-    tracks = []
+    tracks: list[Track] = []
     for start, end in shots.shots():
         if end - start >= min_track:
             tracks.extend(link_tracks(detections[start:end], start, min_track))

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         args.video,
         args.audio,
         args.output,
-        **job_options(args),
+        **job_options(args, resolve_speaker=True),
         progress=not args.quiet,
     )
     if not args.quiet:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
 from latentsync.media.sync import SYNC_MODES
@@ -79,11 +80,11 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
     face = parser.add_mutually_exclusive_group()
     face.add_argument(
         "--face-index",
-        type=int,
+        type=face_index,
         default=None,
-        metavar="N",
+        metavar="N|speaker",
         help="with several faces: the N-th from the left, 0 first; negative counts from the right "
-        "(-1 the rightmost); then followed",
+        "(-1 the rightmost); 'speaker': the one speaking the audio; then followed",
     )
     face.add_argument(
         "--face-at",
@@ -113,9 +114,33 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def job_options(args: argparse.Namespace) -> dict[str, object]:
-    """The pipeline keyword arguments that `add_job_options` parsed."""
-    return {name: getattr(args, name) for name in JOB_OPTIONS}
+def face_index(text: str) -> int | str:
+    if text == "speaker":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a face number or 'speaker', got {text!r}") from None
+
+
+def job_options(args: argparse.Namespace, resolve_speaker: bool = False) -> dict[str, object]:
+    """The pipeline keyword arguments that `add_job_options` parsed.
+
+    With `resolve_speaker`, `--face-index speaker` becomes the pipeline's `face_chooser` (the active speaker).
+    """
+    options = {name: getattr(args, name) for name in JOB_OPTIONS}
+    if resolve_speaker and options["face_index"] == "speaker":
+        options["face_index"] = None
+        options["face_chooser"] = speaker_chooser(args.version, args.checkpoints)
+    return options
+
+
+def speaker_chooser(version: str, checkpoints: str | None) -> Callable[..., tuple[float, float] | None]:
+    """The active-speaker choice: SyncNet confidence when syncnet_v2.model is downloaded, else lip movement."""
+    from latentsync.eval.speaker import choose_speaker
+
+    weights = checkpoint_paths(version, checkpoints).auxiliary / "syncnet_v2.model"
+    return partial(choose_speaker, syncnet_weights=weights if weights.is_file() else None)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

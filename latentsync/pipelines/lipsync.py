@@ -110,6 +110,9 @@ class LipsyncOptions:
     audio_windows: str = "official"
     face_tracking: bool = True  # follow the face between full-frame detections (every REDETECT_EVERY frames)
     face_smoothing: str = "steady"  # "steady" (faces.smooth) or "official" (the official per-frame alignment)
+    # Picks the face to dub from (frames, 16 kHz speech, detector): a point in it, or None for the default choice.
+    # `latentsync infer --face-index speaker` passes eval.speaker.choose_speaker (the active speaker).
+    face_chooser: Callable[[Iterable[np.ndarray], np.ndarray, object], tuple[float, float] | None] | None = None
     progress: bool = True
     on_progress: Callable[[int, int], None] | None = None  # called with (frames written, total) after each chunk
 
@@ -271,6 +274,9 @@ class LipsyncPipeline:
         in_order, frames, frame_size = self._open_video(video)
 
         with timer("faces"):
+            face_at = opts.face_at
+            if opts.face_chooser is not None:
+                face_at = opts.face_chooser(in_order, speech, self.detector)
             # Modes that never play past the audio's end need no frames beyond it.
             limit = math.ceil(n_audio) if opts.sync_mode in ("cut_off", "loop", "bounce") else None
             track = track_faces(
@@ -278,7 +284,7 @@ class LipsyncPipeline:
                 self.detector,
                 self.resolution,
                 opts.face_index,
-                opts.face_at,
+                face_at,
                 limit,
                 opts.progress,
                 redetect_every=REDETECT_EVERY if opts.face_tracking else None,

@@ -1,0 +1,115 @@
+"""LSE-C / LSE-D of whole videos: face tracks (tracks.py), each scored by the original SyncNet (sync.py).
+
+Per video, as the official `eval_sync_conf.py`: offset = int(mean of the tracks' offsets), conf = mean conf; we also
+give min_dist (LSE-D) as the mean over tracks. A folder's mean is over the videos that could be scored; a video that
+cannot (unreadable, no face track, too short) is reported with its reason instead of stopping the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import fmean
+
+import numpy as np
+
+from latentsync.errors import LatentSyncError
+
+from .sync import SAMPLES_PER_FRAME, SyncScore, SyncScorer
+from .tracks import MIN_TRACK, BoxFinder, crop_tracks, find_tracks
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm")
+
+
+@dataclass(frozen=True)
+class TrackScore:
+    first: int  # first frame (25 fps) of the track
+    frames: int
+    score: SyncScore
+
+
+@dataclass
+class VideoScore:
+    path: str
+    tracks: list[TrackScore] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.tracks)
+
+    @property
+    def offset(self) -> int:
+        return int(fmean(t.score.offset for t in self.tracks))
+
+    @property
+    def min_dist(self) -> float:
+        return fmean(t.score.min_dist for t in self.tracks)
+
+    @property
+    def conf(self) -> float:
+        return fmean(t.score.conf for t in self.tracks)
+
+    def as_dict(self) -> dict:
+        if not self.ok:
+            return {"path": self.path, "tracks": [], "error": self.error}
+        tracks = [{"offset": t.score.offset, "min_dist": t.score.min_dist, "conf": t.score.conf, "frames": t.frames,
+                   "first_frame": t.first} for t in self.tracks]  # fmt: skip
+        return {"path": self.path, "offset": self.offset, "min_dist": self.min_dist, "conf": self.conf,
+                "tracks": tracks, "error": None}  # fmt: skip
+
+
+def expand_videos(paths: list[str | Path]) -> list[Path]:
+    """Files as given; folders replaced by their video files (sorted, not recursive)."""
+    found: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            found.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
+        else:
+            found.append(item)
+    return found
+
+
+def score_video(
+    path: str | Path, scorer: SyncScorer, find_boxes: BoxFinder | None, min_track: int = MIN_TRACK
+) -> VideoScore:
+    """Score one video; `find_boxes=None` treats the whole video as one face crop (`--cropped`)."""
+    from latentsync.audio import load_audio
+    from latentsync.media import VideoReader
+
+    result = VideoScore(str(path))
+    try:
+        audio = load_audio(path)
+        if find_boxes is None:
+            crops = [np.stack(list(VideoReader(path, fps=25)))]
+            firsts = [0]
+        else:
+            tracks, total = find_tracks(VideoReader(path, fps=25), find_boxes, min_track=min_track)
+            if not tracks:
+                raise LatentSyncError(
+                    f"no face track of more than {min_track} frames (at least 100 px) in its {total} frames"
+                )
+            crops = crop_tracks(VideoReader(path, fps=25), tracks)
+            firsts = [t.first for t in tracks]
+        for first, faces in zip(firsts, crops):
+            span = audio[first * SAMPLES_PER_FRAME : (first + len(faces)) * SAMPLES_PER_FRAME]
+            result.tracks.append(TrackScore(first, len(faces), scorer.score_crops(faces, span)))
+    except LatentSyncError as exc:
+        result.error = str(exc)
+        result.tracks = []
+        logger.warning("skipped: %s", exc)
+    return result
+
+
+def summary(videos: list[VideoScore]) -> dict:
+    """The JSON object of `latentsync eval sync --json`."""
+    scored = [v for v in videos if v.ok]
+    mean = None
+    if scored:
+        mean = {"offset": fmean(v.offset for v in scored), "min_dist": fmean(v.min_dist for v in scored),
+                "conf": fmean(v.conf for v in scored)}  # fmt: skip
+    return {"videos": [v.as_dict() for v in videos], "mean": mean, "scored": len(scored),
+            "failed": len(videos) - len(scored)}  # fmt: skip

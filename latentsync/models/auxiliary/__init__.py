@@ -1,0 +1,1 @@
+"""Third-party networks that load the official `auxiliary/` weight files unchanged (evaluation and data filters)."""

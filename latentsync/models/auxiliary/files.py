@@ -1,0 +1,44 @@
+"""Reading the auxiliary weight files, some of which predate torch's zip format (so they cannot be memory-mapped)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from latentsync.models.loading import CheckpointError, load_into
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def read_state_dict(path: str | Path, prefixes: tuple[str, ...] = ("module.",)) -> dict[str, torch.Tensor]:
+    """A bare state dict (legacy or zip format, tensors only) with any of `prefixes` stripped from its keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weight file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"cannot read weight file {path}: {exc}") from exc
+    if isinstance(obj, Mapping) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"weight file {path} holds a {type(obj).__name__}, not a state dict")
+    stripped = {}
+    for key, value in obj.items():
+        for prefix in prefixes:
+            key = key.removeprefix(prefix)
+        stripped[key] = value
+    return stripped
+
+
+def load_strict(model: M, path: str | Path, what: str, prefixes: tuple[str, ...] = ("module.",)) -> M:
+    """Load `path` into `model` with every key accounted for; the error names the file and what it should be."""
+    try:
+        load_into(model, read_state_dict(path, prefixes), str(path), strict=True)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} (expected {what})") from None
+    return model.eval().requires_grad_(False)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ASSETS
 from latentsync.server import ServerSettings
-from test_server import LiveServer, short_speech
+from serverkit import LiveServer, short_speech
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
 from selenium.webdriver.common.by import By

@@ -231,12 +231,12 @@ class JobStore:
             row = self._db.execute(sql, args).fetchone()
         return None if row is None else _job(row)
 
-    def _update(self, job_id: str, owner: str, **values: object) -> bool:
-        """Set columns of a job `owner` still holds; False when it holds it no more."""
+    def _update(self, job_id: str, holder: str, /, **values: object) -> bool:
+        """Set columns of a job `holder` still holds; False when it holds it no more."""
         columns = ", ".join(f"{name} = ?" for name in values)
         with self._lock:
             cursor = self._db.execute(
-                f"UPDATE jobs SET {columns} WHERE id = ? AND owner = ?", (*values.values(), job_id, owner)
+                f"UPDATE jobs SET {columns} WHERE id = ? AND owner = ?", (*values.values(), job_id, holder)
             )
         return cursor.rowcount == 1
 

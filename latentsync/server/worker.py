@@ -90,7 +90,8 @@ class Worker:
     ) -> None:
         self.name, self.store, self.storage, self.pipeline, self.ready = name, store, storage, pipeline, ready
         self.on_end = on_end
-        self.owner = f"{token}:{name}"
+        self.token = token
+        self.owner = ""
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -99,6 +100,9 @@ class Worker:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
+        """Start (or, after a crash, restart) the thread; each thread claims jobs under a name of its own, so a
+        restarted worker's heartbeat never keeps the crashed thread's job claimed."""
+        self.owner = f"{self.token}:{self.name}:{uuid.uuid4().hex[:6]}"
         # A daemon: a stop never waits for a running job; the store re-runs it at the next start.
         self._thread = threading.Thread(target=self._loop, name=f"latentsync-{self.name}", daemon=True)
         self._thread.start()
@@ -109,19 +113,20 @@ class Worker:
         self.ready.ring()
 
     def _loop(self) -> None:
+        owner = self.owner
         while not self._stopping.is_set():
             try:
                 seen = self.ready.rings
-                job = self.store.claim_next(self.owner)
+                job = self.store.claim_next(owner)
                 if job is None:
                     self.ready.wait(seen, timeout=5.0)
                 else:
-                    self.run(job)
+                    self.run(job, owner)
             except Exception:  # e.g. a full disk failing the job store itself: keep serving the queue
                 logger.exception("%s: job bookkeeping failed; retrying in a moment", self.name)
                 self._stopping.wait(1.0)
 
-    def run(self, job: Job) -> None:
+    def run(self, job: Job, owner: str) -> None:
         logger.info("job %s (%s): started on %s", job.id, job.model, self.name)
         work = self.storage.work_dir(job.id)
         result = self.storage.result(job.id)
@@ -143,16 +148,16 @@ class Worker:
                 face_index=params.get("face_index"),
                 face_at=tuple(params["face_at"]) if params.get("face_at") else None,
                 progress=False,
-                on_progress=lambda done, total: self.store.set_progress(job.id, self.owner, done / max(total, 1)),
+                on_progress=lambda done, total: self.store.set_progress(job.id, owner, done / max(total, 1)),
             )
-            owned = self.store.complete(job.id, self.owner, round((time.perf_counter() - started) * 1000))
+            owned = self.store.complete(job.id, owner, round((time.perf_counter() - started) * 1000))
             logger.info("job %s: completed", job.id)
         except Exception as exc:  # bad input, no face, out of memory, a bug: this job fails, the worker goes on
             if isinstance(exc, LatentSyncError):
                 logger.info("job %s: failed: %s", job.id, exc)
             else:
                 logger.exception("job %s: internal error", job.id)
-            owned = self.store.fail(job.id, self.owner, public_message(exc, labels, self.storage.root))
+            owned = self.store.fail(job.id, owner, public_message(exc, labels, self.storage.root))
         if not owned:  # recovered meanwhile as if this worker were dead: the rerun's files and outcome stand
             logger.warning("job %s: ended after its claim was taken back; outcome dropped", job.id)
             return

@@ -203,11 +203,10 @@ def test_uploaded_and_fetched_inputs_run_in_order_to_playable_videos(server, fil
         assert info.fps == 25 and info.frame_count == round(25 * SPEECH_SECONDS) and info.has_audio
 
 
-def test_every_hosted_endpoint_takes_a_job_under_its_model_name(server, uploads) -> None:
-    text = uploads["text"]
-    jobs = [submit(server.client, model, video=text, audio=text, sync_mode="loop", guidance_scale=1.0, seed=7)
-            for model in MODELS]  # fmt: skip
-    for model, job in zip(MODELS, jobs):
+def test_every_hosted_endpoint_takes_a_job_under_its_model_name(server, media) -> None:
+    for model in MODELS:
+        text = upload(server.client, media["text"])  # an upload lasts until the jobs using it have ended
+        job = submit(server.client, model, video=text, audio=text, sync_mode="loop", guidance_scale=1.0, seed=7)
         assert job["model"] == model and job["status"] == "created"
         assert wait(server.client, job["id"])["status"] == "failed"
     assert set(get_args(LipsyncRequest.model_fields["sync_mode"].annotation)) == set(SYNC_MODES)
@@ -456,3 +455,21 @@ def _answers(client: httpx.Client) -> bool:
         return client.get("/health").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_the_faces_endpoint_boxes_the_faces_of_the_first_frame(server, media) -> None:
+    client = server.client
+    video = upload(client, ASSETS / "demo1_video.mp4")
+    response = client.post("/api/v3/faces", json={"video": video})
+    assert response.status_code == 200, response.text
+    found = response.json()["data"]
+    info = probe(ASSETS / "demo1_video.mp4")
+    assert (found["width"], found["height"], found["frame"]) == (info.width, info.height, 0)
+    assert len(found["faces"]) == 1  # one speaker
+    x1, y1, x2, y2 = found["faces"][0]["box"]
+    cx, cy = found["faces"][0]["center"]
+    assert 0 <= x1 < cx < x2 <= info.width and 0 <= y1 < cy < y2 <= info.height
+    assert 100 < x2 - x1 < info.width  # a face-sized box, not a speck
+    assert found["image"].startswith("data:image/jpeg;base64,")
+    assert_error(client.post("/api/v3/faces", json={"video": upload(client, media["text"])}), 400, "video")
+    assert_error(client.post("/api/v3/faces", json={"video": "http://10.0.0.1/a.mp4"}), 400, "private")

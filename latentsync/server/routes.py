@@ -6,6 +6,7 @@ at once with a `created` job, which the GPU workers run in order while clients p
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from latentsync import __version__
+from latentsync.errors import LatentSyncError
 from latentsync.server.deps import WRONG_KEY, Credentials, authorizer, base_url, key_is_right
 from latentsync.server.fetch import FetchError, FetchPolicy, check_url, fetch
 from latentsync.server.openapi import openapi_30
@@ -41,10 +43,12 @@ from latentsync.server.schemas import (
 from latentsync.server.services import API, Services
 from latentsync.server.settings import MB
 from latentsync.server.storage import UPLOADS_ROUTE, UnknownFile
+from latentsync.server.worker import public_message
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_ROUTE = f"{API}/media/upload/binary"
 MAX_JSON_BYTES = 1 * MB  # any request but an upload
+FRAME_PREVIEW_WIDTH = 640
 FACE_SEARCH_FRAMES = 75  # the faces endpoint looks this far into the video (3 s at 25 fps) for a frame with faces
 
 
@@ -159,8 +163,12 @@ def add_routes(app: FastAPI, services: Services) -> None:
                     fetch(body.video, path, policy)
                 except FetchError as exc:
                     raise HTTPException(400, f"video: {exc}") from None
-            with detecting:
-                return FacesResponse(data=_first_faces(path, services.pipelines[-1]))
+            try:
+                with detecting:
+                    return FacesResponse(data=_first_faces(path, services.pipelines[-1]))
+            except LatentSyncError as exc:
+                message = public_message(exc, {str(path): "the video"}, services.storage.root)
+                raise HTTPException(400, f"video: {message}") from None
 
     app.include_router(api)
 
@@ -195,21 +203,29 @@ def add_routes(app: FastAPI, services: Services) -> None:
 
 
 def _first_faces(path: Path, pipeline: Any) -> Faces:
-    """Boxes of the faces in the first frame (of the first FACE_SEARCH_FRAMES) that has any."""
-    from latentsync.media import VideoReader
+    """Boxes of the faces in the first frame (of the first FACE_SEARCH_FRAMES) that has any, and that frame."""
+    import cv2
 
-    reader = VideoReader(path, fps=None, read_ahead=0)
+    from latentsync.media import MediaError, VideoReader
+
     found: list = []
-    index = 0
-    for index, frame in enumerate(reader):
+    index, frame = 0, None
+    for index, frame in enumerate(VideoReader(path, fps=None, read_ahead=0)):
         found = pipeline.detector.detect(frame)
         if found or index + 1 >= FACE_SEARCH_FRAMES:
             break
+    if frame is None:
+        raise MediaError("the video has no frames")
+    height, width = frame.shape[:2]
+    scale = min(1.0, FRAME_PREVIEW_WIDTH / width)
+    preview = cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(preview, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
     boxes = [
         FaceBox(box=tuple(float(v) for v in face.box), center=tuple(float(v) for v in face.center))  # type: ignore[arg-type]
         for face in sorted(found, key=lambda face: float(face.center[0]))
     ]
-    return Faces(width=reader.info.width, height=reader.info.height, faces=boxes, frame=index)
+    image = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+    return Faces(width=width, height=height, faces=boxes, frame=index, image=image)
 
 
 def _add_pages(app: FastAPI) -> None:

@@ -122,6 +122,7 @@ class Faces(BaseModel):
     height: int
     faces: list[FaceBox] = Field(description="the faces found in the first frame that has any, left to right")
     frame: int = Field(description="index of that frame")
+    image: str = Field(description="that frame as a data: URL (JPEG, at most 640 px wide) to draw the boxes on")
 
 
 class FacesResponse(BaseModel):

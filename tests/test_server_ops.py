@@ -351,3 +351,16 @@ def test_a_webhook_gets_the_signed_result_envelope_retried_after_a_failure(live,
     clip = upload(server.client, speech)
     private = {"video": clip, "audio": clip, "webhook_url": "http://192.168.1.5/hook"}
     assert_error(server.client.post("/api/v3/bytedance/latentsync", json=private), 400, "webhook_url", "private")
+
+
+def test_the_chosen_face_reaches_the_pipeline(live, speech) -> None:
+    fake = FakePipeline()
+    server = live(fake)
+    clip = upload(server.client, speech)
+    assert wait(server.client, submit(server.client, video=clip, audio=clip, face_at=[640.5, 360])["id"])["status"] == (
+        "completed"
+    )
+    assert fake.calls[0]["face_at"] == (640.5, 360.0) and fake.calls[0]["face_index"] is None
+    for wrong in ([1.0], [1, 2, 3], "640,360"):
+        assert_error(server.client.post("/api/v3/bytedance/latentsync", json={"video": clip, "audio": clip,
+                                        "face_at": wrong}), 400, "face_at")  # fmt: skip

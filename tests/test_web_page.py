@@ -100,7 +100,10 @@ def run_job(browser, speech: Path, pick_face: bool) -> object:
     steps.clear()
     steps.send_keys("1")
     browser.find_element(By.ID, "submit").click()
-    return WebDriverWait(browser, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, ".job"))
+    problem = browser.find_element(By.ID, "form-error")
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".job") or problem.text)
+    assert not problem.text
+    return browser.find_element(By.CSS_SELECTOR, ".job")
 
 
 def finish(browser, card) -> None:

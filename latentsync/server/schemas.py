@@ -55,8 +55,11 @@ class LipsyncRequest(BaseModel):
     guidance_scale: float = Field(JOB_DEFAULTS.guidance_scale, ge=1.0, le=10.0, description="audio guidance; 1: off")
     seed: int = Field(JOB_DEFAULTS.seed, ge=0, le=2**63 - 1, description="the same seed gives the same output")
     face_index: int | None = Field(None, ge=-16, le=15, description="which face, counted left to right (0: leftmost)")
-    face_at: tuple[float, float] | None = Field(
-        None, description="[x, y] in the video's pixels: the face there is lip-synced (see POST /api/v3/faces)"
+    face_at: list[float] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="[x, y] in the video's pixels: the face there is lip-synced (see POST /api/v3/faces)",
     )
     webhook_url: str | None = Field(
         None,

@@ -38,8 +38,8 @@ class DataDirLock:
                 "one its own --data-dir"
             ) from None
         os.ftruncate(fd, 0)
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "address": address, "since": time.time()}
-        os.write(fd, json.dumps(holder).encode())
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "address": address, "since": time.time()}
+        os.write(fd, json.dumps(me).encode())
         self._file = fd
 
     def release(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -48,7 +50,7 @@ class BodyLimit:
 def add_error_handlers(app: FastAPI) -> None:
     """Errors in the success responses' envelope, with a message a person can act on."""
 
-    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
         return JSONResponse({"code": status, "message": message, "data": None}, status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)

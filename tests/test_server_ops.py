@@ -364,3 +364,32 @@ def test_the_chosen_face_reaches_the_pipeline(live, speech) -> None:
     for wrong in ([1.0], [1, 2, 3], "640,360"):
         assert_error(server.client.post("/api/v3/bytedance/latentsync", json={"video": clip, "audio": clip,
                                         "face_at": wrong}), 400, "face_at")  # fmt: skip
+
+
+# --- the command -------------------------------------------------------------------------------------------------------
+def test_serve_refuses_a_held_data_dir_before_loading_models_and_loads_one_pipeline_per_device(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from latentsync import cli
+    from latentsync.cli import serve as serve_cli
+    from latentsync.server.lock import DataDirLock
+
+    loaded, served = [], {}
+    monkeypatch.setattr(
+        serve_cli, "load_pipeline", lambda args: loaded.append(args.device) or FakePipeline(args.device)
+    )
+    monkeypatch.setattr(
+        "latentsync.server.serve", lambda settings, pipelines, **kw: served.update(kw, n=len(pipelines))
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    held = DataDirLock(data)
+    held.acquire("127.0.0.1:8000")
+    try:
+        assert cli.main(["serve", "--data-dir", str(data)]) == 2
+        assert "in use by another server" in capsys.readouterr().err and loaded == []
+    finally:
+        held.release()
+    args = ["serve", "--data-dir", str(data), "--devices", "cuda:0,cuda:1", "--keep-days", "2", "--port", "9"]
+    assert cli.main(args) == 0
+    assert loaded == ["cuda:0", "cuda:1"] and served == {"host": "127.0.0.1", "port": 9, "devices": loaded, "n": 2}

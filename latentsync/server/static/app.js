@@ -55,6 +55,16 @@ function inputName(kind) {
   return file ? file.name : $(`${kind}-url`).value.trim();
 }
 
+// The settings start at the server's own defaults, read from its API description (one place for them).
+const KNOBS = { steps: "steps", guidance_scale: "guidance-scale", seed: "seed", sync_mode: "sync-mode" };
+fetch("openapi.json")
+  .then((response) => response.json())
+  .then((schema) => {
+    const fields = schema.components.schemas.LipsyncRequest.properties;
+    for (const [field, id] of Object.entries(KNOBS)) if (!$(id).value || id === "sync-mode") $(id).value = fields[field].default;
+  })
+  .catch(() => {}); // left empty, the server's defaults apply
+
 // --- choosing the face: the first frame with faces, boxed; a click picks one (the job's `face_at`) ---------------
 let faces = null; // {width, height, faces, image} of the current video
 let faceAt = null; // [x, y] in video pixels, or null for the default (the largest face)
@@ -214,13 +224,12 @@ $("job-form").addEventListener("submit", async (event) => {
   button.disabled = true;
   problem.textContent = "";
   try {
-    const settings = {
-      sync_mode: $("sync-mode").value,
-      steps: Number($("steps").value),
-      guidance_scale: Number($("guidance-scale").value),
-      seed: Number($("seed").value),
-      ...(faceAt ? { face_at: faceAt } : {}),
-    };
+    const settings = {};
+    for (const [field, id] of Object.entries(KNOBS)) {
+      const value = $(id).value.trim();
+      if (value) settings[field] = field === "sync_mode" ? value : Number(value);
+    }
+    if (faceAt) settings.face_at = faceAt;
     const body = { video: await inputUrl("video"), audio: await inputUrl("audio"), ...settings };
     const job = await call(`${API}/bytedance/latentsync`, {
       method: "POST",

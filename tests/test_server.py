@@ -27,93 +27,19 @@ import httpx
 import numpy as np
 import pytest
 import torch
-import uvicorn
-
 from conftest import ASSETS, write_wav
+from serverkit import SPEECH_SECONDS, LiveServer, assert_error, result, short_speech, submit, upload, wait
+
 from latentsync import cli
-from latentsync.audio import load_audio
 from latentsync.media import SYNC_MODES, VideoWriter, probe
-from latentsync.pipelines.lipsync import LipsyncPipeline
-from latentsync.server import MODELS, ServerSettings, create_app
-from latentsync.server.app import LipsyncRequest
+from latentsync.server import MODELS, ServerSettings
 from latentsync.server.fetch import FetchError, FetchPolicy, blocked_reason, fetch
 from latentsync.server.jobs import JobStore
+from latentsync.server.schemas import LipsyncRequest
 from latentsync.server.storage import Storage, UnknownFile
 from latentsync.testing import TinyModels, write_tiny_models
 
-SPEECH_SECONDS = 0.4  # 10 output frames: the shortest job that still runs every stage
 LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.1/32"),)  # the test file server's address, and nothing else
-
-
-# --- helpers the web page test shares ---------------------------------------------------------------------------
-def short_speech(folder: Path) -> Path:
-    return write_wav(folder / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[: int(16000 * SPEECH_SECONDS)])
-
-
-class LiveServer:
-    """create_app under a real uvicorn, in a thread, on a free loopback port."""
-
-    def __init__(self, settings: ServerSettings, pipeline: LipsyncPipeline, api_key: str | None = None) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.settings = settings
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, pipeline), log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
-            time.sleep(0.05)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=self.url, timeout=30, headers=headers)
-
-    def stop(self) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(15)
-
-
-def upload(client: httpx.Client, path: Path) -> str:
-    with path.open("rb") as f:
-        response = client.post("/api/v3/media/upload/binary", files={"file": (path.name, f)})
-    assert response.status_code == 200, response.text
-    return response.json()["data"]["download_url"]
-
-
-def submit(client: httpx.Client, model: str = "bytedance/latentsync", **body: object) -> dict:
-    response = client.post(f"/api/v3/{model}", json={"steps": 1, **body})
-    assert response.status_code == 200, response.text
-    envelope = response.json()
-    assert envelope["code"] == 200 and envelope["message"] == "success"
-    return envelope["data"]
-
-
-def result(client: httpx.Client, job_id: str) -> dict:
-    response = client.get(f"/api/v3/predictions/{job_id}/result")
-    assert response.status_code == 200, response.text
-    return response.json()["data"]
-
-
-def wait(client: httpx.Client, job_id: str, timeout: float = 120, seen: list[str] | None = None) -> dict:
-    """Poll until the job is completed or failed; `seen` collects every status on the way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        data = result(client, job_id)
-        if seen is not None and (not seen or seen[-1] != data["status"]):
-            seen.append(data["status"])
-        if data["status"] in ("completed", "failed"):
-            return data
-        assert time.monotonic() < deadline, f"job {job_id} still {data['status']} after {timeout} s"
-        time.sleep(0.1)
-
-
-def assert_error(response: httpx.Response, status: int, *words: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == status and body["data"] is None
-    for word in words:
-        assert word in body["message"]
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------------
@@ -179,6 +105,7 @@ def file_server(tmp_path_factory, media):
     for name in ("demo1_video.mp4", "demo3_video.mp4"):
         (folder / name).symlink_to(ASSETS / name)
     (folder / "speech.wav").symlink_to(media["speech"])
+    (folder / "notes.mp4").symlink_to(media["text"])
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(FileHandler, directory=str(folder)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -200,9 +127,21 @@ def server(tmp_path_factory, pipeline):
     live.stop()
 
 
-@pytest.fixture(scope="module")
-def uploads(server, media) -> dict[str, str]:
-    return {name: upload(server.client, path) for name, path in media.items()}
+class Uploads(dict):
+    """Each medium uploaded on first use in a test: an upload is deleted once the jobs that use it have ended."""
+
+    def __init__(self, client: httpx.Client, media: dict[str, Path]) -> None:
+        super().__init__()
+        self.client, self.media = client, media
+
+    def __missing__(self, name: str) -> str:
+        self[name] = upload(self.client, self.media[name])
+        return self[name]
+
+
+@pytest.fixture
+def uploads(server, media) -> Uploads:
+    return Uploads(server.client, media)
 
 
 def closed_port() -> int:
@@ -254,7 +193,7 @@ def test_uploaded_and_fetched_inputs_run_in_order_to_playable_videos(server, fil
     for job, source in zip(done, ("demo1_video.mp4", "demo3_video.mp4")):
         assert job["status"] == "completed" and job["error"] == "" and job["progress"] == 1
         assert job["timings"]["inference"] > 0
-        assert job["outputs"] == [f"{server.url}/api/v3/predictions/{job['id']}/output.mp4"]
+        assert job["outputs"][0].startswith(f"{server.url}/api/v3/predictions/{job['id']}/output.mp4?expires=")
         response = client.get(job["outputs"][0])
         assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"
         path = server.settings.data_dir / f"downloaded-{job['id']}.mp4"
@@ -264,9 +203,9 @@ def test_uploaded_and_fetched_inputs_run_in_order_to_playable_videos(server, fil
         assert info.fps == 25 and info.frame_count == round(25 * SPEECH_SECONDS) and info.has_audio
 
 
-def test_every_hosted_endpoint_takes_a_job_under_its_model_name(server, uploads) -> None:
-    text = uploads["text"]
+def test_every_hosted_endpoint_takes_a_job_under_its_model_name(server, media) -> None:
     for model in MODELS:
+        text = upload(server.client, media["text"])  # an upload lasts until the jobs using it have ended
         job = submit(server.client, model, video=text, audio=text, sync_mode="loop", guidance_scale=1.0, seed=7)
         assert job["model"] == model and job["status"] == "created"
         assert wait(server.client, job["id"])["status"] == "failed"
@@ -274,8 +213,8 @@ def test_every_hosted_endpoint_takes_a_job_under_its_model_name(server, uploads)
 
 
 @pytest.mark.parametrize(
-    "case", ["not media", "no face", "no audio", "too long", "unreachable URL", "private address",
-             "redirect to a private address", "missing on the file server"],
+    "case", ["not media", "no face", "no audio", "too long", "unreachable URL", "redirect to a private address",
+             "missing on the file server"],
 )  # fmt: skip
 def test_a_bad_input_fails_its_job_with_a_clear_error_and_the_server_keeps_serving(
     server, file_server, uploads, case
@@ -289,7 +228,6 @@ def test_a_bad_input_fails_its_job_with_a_clear_error_and_the_server_keeps_servi
         "no audio": ((video, uploads["wall"]), ["audio", "no audio stream"]),
         "too long": ((video, uploads["long"]), ["audio is 40.0 s long", "up to 30 s"]),
         "unreachable URL": ((f"http://127.0.0.1:{closed_port()}/face.mp4", speech), ["video", "cannot connect"]),
-        "private address": ((f"{private}/demo1_video.mp4", speech), ["127.0.0.2 is a loopback", "--allow-url-network"]),
         "redirect to a private address": ((f"{file_server}/redirect?{private}/x", speech), ["127.0.0.2 is a loopback"]),
         "missing on the file server": ((f"{file_server}/nope.mp4", speech), ["HTTP 404"]),
     }[case]
@@ -316,6 +254,11 @@ def test_requests_that_can_never_work_are_refused_in_the_envelope(server, upload
     speech = uploads["speech"]
     refused = {
         "file URL": ({"video": "file:///etc/passwd", "audio": speech}, "not an http(s) URL"),
+        "unknown scheme": ({"video": "gopher://example.com/x.mp4", "audio": speech}, "not an http(s) URL"),
+        "private address": ({"video": "http://127.0.0.2/face.mp4", "audio": speech},
+                            ["127.0.0.2 is a loopback", "--allow-url-network"]),
+        "private network": ({"video": "http://10.1.2.3:8080/face.mp4", "audio": speech}, "10.1.2.3 is a private"),
+        "metadata service": ({"video": "http://169.254.169.254/latest", "audio": speech}, "link-local"),
         "unknown upload": ({"video": f"{server.url}/api/v3/media/uploads/{'0' * 32}.mp4", "audio": speech},
                            "no upload named"),
         "upload path escape": ({"video": f"{server.url}/api/v3/media/uploads/..%2Fjobs.sqlite3", "audio": speech},
@@ -325,7 +268,9 @@ def test_requests_that_can_never_work_are_refused_in_the_envelope(server, upload
         "missing audio": ({"video": speech}, "audio: Field required"),
     }  # fmt: skip
     for body, words in refused.values():
-        assert_error(client.post("/api/v3/bytedance/latentsync", json=body), 400, words)
+        assert_error(
+            client.post("/api/v3/bytedance/latentsync", json=body), 400, *([words] if isinstance(words, str) else words)
+        )
     assert_error(client.post("/api/v3/sync/lipsync-3", content=b"{oops", headers={"Content-Type": "application/json"}),
                  400, "invalid request")  # fmt: skip
     assert_error(client.get(f"/api/v3/predictions/{'f' * 32}/result"), 404, "no prediction")
@@ -337,8 +282,8 @@ def test_requests_that_can_never_work_are_refused_in_the_envelope(server, upload
     assert client.get("/health").status_code == 200
 
 
-def test_a_hundred_submissions_all_queue(server, uploads) -> None:
-    text = uploads["text"]  # jobs that fail at once: the queue is what is measured
+def test_a_hundred_submissions_all_queue(server, file_server) -> None:
+    text = f"{file_server}/notes.mp4"  # jobs that fail at once: the queue is what is measured
 
     def one(_: int) -> dict:
         return submit(server.client, video=text, audio=text)
@@ -358,6 +303,7 @@ def test_the_api_key_guards_every_endpoint_but_the_health_check(tmp_path, pipeli
         assert anonymous.get("/health").status_code == 200
         assert anonymous.get("/").status_code == 200  # the page holds no data; its API calls send the key
         text = upload(live.client, media["text"])
+        assert live.client.get(text).content == media["text"].read_bytes()
         job = submit(live.client, video=text, audio=text)
         for client in (anonymous, wrong):
             assert_error(client.post("/api/v3/bytedance/latentsync", json={"video": text, "audio": text}), 401,
@@ -367,7 +313,6 @@ def test_the_api_key_guards_every_endpoint_but_the_health_check(tmp_path, pipeli
             assert_error(response, 401, "LATENTSYNC_API_KEY")
             assert response.headers["www-authenticate"] == "Bearer"
             assert client.get(text).status_code == 401
-        assert live.client.get(text).content == media["text"].read_bytes()
         assert wait(live.client, job["id"])["status"] == "failed"
     finally:
         live.stop()
@@ -414,13 +359,18 @@ def test_a_job_cut_off_twice_is_failed_with_the_reason(tmp_path) -> None:
     store = JobStore(tmp_path / "jobs.sqlite3")
     job = store.create("bytedance/latentsync", {"video": "v", "audio": "a"})
     waiting = store.create("bytedance/latentsync", {"video": "v", "audio": "a"})
-    assert store.claim_next().id == job.id
-    assert store.recover() == (1, 0)  # first stop: run again, still first in line
-    assert store.get(job.id).status == "created" and store.claim_next().id == job.id
-    assert store.recover() == (0, 1)  # second stop during the same job: it may be what kills the server
+    for each in (job, waiting):
+        assert store.claim_fetch("fetcher").id == each.id and store.fetched(each.id, "fetcher")
+    assert store.claim_next("gpu0").id == job.id
+    gone = lambda owner: owner == "gpu0"
+    assert store.recover(0, gone) == (1, [])  # first stop: run again, still first in line (after a new fetch)
+    assert store.get(job.id).status == "created" and store.claim_fetch("fetcher").id == job.id
+    store.fetched(job.id, "fetcher")
+    assert store.claim_next("gpu0").id == job.id
+    assert store.recover(0, gone) == (0, [job.id])  # second stop during the same job: it may be what kills the server
     failed = store.get(job.id)
     assert failed.status == "failed" and "stopped while running this job, 2 times" in failed.error
-    assert store.get(waiting.id).status == "created" and store.claim_next().id == waiting.id
+    assert store.get(waiting.id).status == "created" and store.claim_next("gpu0").id == waiting.id
 
 
 @pytest.mark.parametrize(
@@ -493,6 +443,7 @@ def test_a_restart_in_the_middle_of_the_queue_loses_no_job(tiny, pipeline, media
         finished = [wait(again.client, job_id) for job_id in (first, second)]
         assert [job["status"] for job in finished] == ["completed", "completed"]
         assert "jobs cut off by the last stop: 1 run again, 0 failed" in caplog.text
+        assert not any((data / "work").iterdir())
         (tmp_path / "out.mp4").write_bytes(again.client.get(finished[0]["outputs"][0]).content)
         assert probe(tmp_path / "out.mp4").frame_count == round(25 * SPEECH_SECONDS)
     finally:
@@ -504,3 +455,21 @@ def _answers(client: httpx.Client) -> bool:
         return client.get("/health").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_the_faces_endpoint_boxes_the_faces_of_the_first_frame(server, media) -> None:
+    client = server.client
+    video = upload(client, ASSETS / "demo1_video.mp4")
+    response = client.post("/api/v3/faces", json={"video": video})
+    assert response.status_code == 200, response.text
+    found = response.json()["data"]
+    info = probe(ASSETS / "demo1_video.mp4")
+    assert (found["width"], found["height"], found["frame"]) == (info.width, info.height, 0)
+    assert len(found["faces"]) == 1  # one speaker
+    x1, y1, x2, y2 = found["faces"][0]["box"]
+    cx, cy = found["faces"][0]["center"]
+    assert 0 <= x1 < cx < x2 <= info.width and 0 <= y1 < cy < y2 <= info.height
+    assert 100 < x2 - x1 < info.width  # a face-sized box, not a speck
+    assert found["image"].startswith("data:image/jpeg;base64,")
+    assert_error(client.post("/api/v3/faces", json={"video": upload(client, media["text"])}), 400, "video")
+    assert_error(client.post("/api/v3/faces", json={"video": "http://10.0.0.1/a.mp4"}), 400, "private")

@@ -1,9 +1,13 @@
-"""`latentsync serve`: the hosted lip-sync services' task API and a web page, on the user's own GPU.
+"""`latentsync serve`: the hosted lip-sync services' task API and a web page, on the user's own GPUs.
 
-`create_app` builds the FastAPI app around an already loaded pipeline; `serve` runs it with uvicorn.
+`create_app` builds the FastAPI app around already loaded pipelines (one per device); `serve` runs it with uvicorn.
+Layout: schemas (request/response shapes), routes, deps (API key), middleware (body limit, error envelope),
+services (store, fetch pool, GPU workers, supervisor), and one module per stage of a job's life.
 """
 
-from latentsync.server.app import MODELS, create_app, serve
+from latentsync.server.app import create_app, serve
+from latentsync.server.lock import DataDirBusy
+from latentsync.server.schemas import JOB_DEFAULTS, MODELS
 from latentsync.server.settings import ServerSettings
 
-__all__ = ["MODELS", "ServerSettings", "create_app", "serve"]
+__all__ = ["JOB_DEFAULTS", "MODELS", "DataDirBusy", "ServerSettings", "create_app", "serve"]

@@ -4,6 +4,7 @@ name a client sends can point outside the data dir."""
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -19,6 +20,11 @@ class UnknownFile(LookupError):
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def shown_id(text: str, limit: int = 40) -> str:
+    """An id or name as echoed in an error: quoted, and cut short when a client sent something long."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 class Storage:
@@ -49,7 +55,7 @@ class Storage:
     def upload(self, name: str) -> Path:
         """The stored upload called `name`; UnknownFile unless it is one of ours and still there."""
         if not UPLOAD_NAME.fullmatch(name) or not (self.uploads / name).is_file():
-            raise UnknownFile(f"this server has no upload named {name!r}")
+            raise UnknownFile(f"this server has no upload named {shown_id(name)}")
         return self.uploads / name
 
     def upload_for_url(self, url: str) -> Path | None:
@@ -66,8 +72,25 @@ class Storage:
     def work_dir(self, job_id: str) -> Path:
         return self.work / check_id(job_id)
 
+    def remove_job(self, job_id: str) -> None:
+        """A job's result and work folder, gone."""
+        self.result(job_id).unlink(missing_ok=True)
+        shutil.rmtree(self.work_dir(job_id), ignore_errors=True)
+
+    def remove_work_except(self, keep: set[str]) -> None:
+        """Work folders of jobs that are not in `keep` (left by a hard stop), gone."""
+        for folder in self.work.iterdir():
+            if folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def uploads_older_than(self, when: float) -> list[Path]:
+        return [path for path in self.uploads.iterdir() if path.is_file() and path.stat().st_mtime < when]
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
 
 def check_id(job_id: str) -> str:
     if not ID.fullmatch(job_id):
-        raise UnknownFile(f"no prediction with id {job_id!r}")
+        raise UnknownFile(f"no prediction with id {shown_id(job_id)}")
     return job_id

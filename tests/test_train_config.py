@@ -8,7 +8,7 @@ import pytest
 
 from latentsync.config import ConfigError, load_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_official_files_get_the_default_training_sections() -> None:

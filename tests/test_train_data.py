@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
-from train_support import GOLDEN, aligned_clips, overrides, tiny_training  # noqa: F401
+from train_support import GOLDEN, overrides
 
 from latentsync.audio.syncnet_mel import mel_window, melspectrogram
 from latentsync.config import load_config

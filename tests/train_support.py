@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import conftest
-
 # The shared assets and goldens beside the repository; LATENTSYNC_SHARED points elsewhere (e.g. from a worktree).
-SHARED = Path(os.environ.get("LATENTSYNC_SHARED", conftest.SHARED))
+SHARED = Path(os.environ.get("LATENTSYNC_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 ASSETS, GOLDEN = SHARED / "assets", SHARED / "golden"
 CLIP_FRAMES = 64  # 2.56 s: more than the U-Net's 48-frame minimum
 CLIP_RESOLUTION = 64
@@ -55,7 +53,7 @@ def aligned_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # tests run against these small stand-ins with the same names and batch keys. The real modules win when present.
 
 
-def _install_objectives_stand_in() -> None:
+def install_objectives_stand_in() -> None:
     import sys
     import types
     from dataclasses import dataclass
@@ -145,8 +143,6 @@ def _install_objectives_stand_in() -> None:
     sys.modules["latentsync.train.objectives"] = module
 
 
-_install_objectives_stand_in()
-
 TINY_SYNCNET_MODEL = {
     "audio_encoder": {
         "in_channels": 1,
@@ -169,7 +165,7 @@ def write_tiny_training_setup(folder: Path) -> Path:
     """The tiny models of training (`write_tiny_training_models` once it exists) and the two override files."""
     from omegaconf import OmegaConf
 
-    import latentsync.testing as testing
+    from latentsync import testing
 
     if hasattr(testing, "write_tiny_training_models"):
         testing.write_tiny_training_models(folder)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from latentsync.audio.decode import load_audio
-from latentsync.audio.syncnet_mel import melspectrogram, mel_window
+from latentsync.audio.syncnet_mel import mel_window, melspectrogram
 from latentsync.data.feature_cache import FeatureCache
 from latentsync.data.sources import Clip, DataError
 from latentsync.media.errors import MediaError

@@ -1,0 +1,192 @@
+"""Training runs end to end on real aligned clips with tiny models: losses fall, runs resume exactly, a signal
+leaves a resumable checkpoint, checkpoints load in our inference and as official files, DDP ranks agree."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from train_support import install_objectives_stand_in, overrides
+
+from latentsync.config import load_config
+from latentsync.data.sources import data_overrides, list_clips
+from latentsync.data.syncnet_dataset import SyncNetDataset
+from latentsync.data.unet_dataset import UNetDataset
+from latentsync.models.syncnet import StableSyncNet
+from latentsync.train.loop import TrainingDivergedError
+from latentsync.train.state import checkpoints, sidecar_path
+from latentsync.train.syncnet import train_syncnet
+from latentsync.train.unet import train_unet
+
+install_objectives_stand_in()
+from latentsync.train.objectives import syncnet_loss, unet_loss
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run far faster on one thread, above all on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def unet_config(tiny: Path, clips: Path, *extra: str):
+    return load_config(
+        tiny / "unet_tiny.yaml",
+        [*overrides(tiny, "unet"), *data_overrides(clips), "data.val_video_path=''", "train.log_every=1",
+         "optimizer.lr=1e-3", *extra],
+    )  # fmt: skip
+
+
+def syncnet_config(tiny: Path, clips: Path, *extra: str):
+    return load_config(
+        tiny / "syncnet_tiny.yaml",
+        [*overrides(tiny, "syncnet"), *data_overrides(clips), *data_overrides(clips, "val"),
+         "train.log_every=1", *extra],
+    )  # fmt: skip
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def unet_eval_loss(cfg, checkpoint: Path, clips: Path) -> float:
+    """Mean loss of a U-Net checkpoint on fixed samples and fixed noise (the same for every checkpoint)."""
+    from latentsync.train.objectives import load_unet_training_models
+
+    cfg = cfg.copy()
+    cfg.ckpt.resume_ckpt_path = str(checkpoint)
+    models = load_unet_training_models(cfg, "cpu")
+    models.unet.eval()
+    dataset = UNetDataset(list_clips(data_dir=clips), cfg, seed=99)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    with torch.no_grad():
+        for _ in range(2):
+            for i in range(len(dataset)):
+                item = dataset[i]
+                batch = {k: v[None] for k, v in item.items() if torch.is_tensor(v)}
+                losses.append(unet_loss(models, batch, cfg, generator=generator)[0].item())
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.slow
+def test_tiny_unet_loss_falls_on_real_clips(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    cfg = unet_config(tiny_training, aligned_clips, "run.max_train_steps=24", "ckpt.save_ckpt_steps=24")
+    result = train_unet(cfg, tmp_path / "run", progress=False)
+    assert result.step == 24
+    before = unet_eval_loss(cfg, Path(cfg.ckpt.resume_ckpt_path), aligned_clips)
+    after = unet_eval_loss(cfg, result.last_checkpoint, aligned_clips)
+    assert after < 0.8 * before, (before, after)
+    logged = (tmp_path / "run" / "logs" / "metrics.jsonl").read_text().splitlines()
+    assert len(logged) == 24 and '"recon"' in logged[0] and '"grad_norm"' in logged[0]
+    assert (tmp_path / "run" / "charts" / "losses.png").stat().st_size > 1000
+
+
+def syncnet_eval_loss(cfg, checkpoint: Path, clips: Path) -> tuple[float, float]:
+    model = StableSyncNet.from_pretrained(cfg.model, checkpoint)  # the official loader takes our checkpoint
+    dataset = SyncNetDataset(list_clips(data_dir=clips), cfg, seed=7)
+    losses, correct = [], []
+    with torch.no_grad():
+        for epoch in range(4):
+            dataset.set_epoch(epoch)
+            batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
+            loss, cosine = syncnet_loss(model, batch, cfg)
+            losses.append(loss.item())
+            correct += ((cosine > 0.5) == (batch["y"].flatten() > 0.5)).tolist()
+    return sum(losses) / len(losses), sum(correct) / len(correct)
+
+
+@pytest.mark.slow
+def test_tiny_syncnet_loss_falls_on_real_clips(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    cfg = syncnet_config(tiny_training, aligned_clips, "run.max_train_steps=30", "ckpt.save_ckpt_steps=30",
+                         "run.validation_steps=30", "optimizer.lr=1e-3")  # fmt: skip
+    result = train_syncnet(cfg, tmp_path / "run", progress=False)
+    before, _ = syncnet_eval_loss(cfg, Path(cfg.ckpt.inference_ckpt_path), aligned_clips)
+    after, accuracy = syncnet_eval_loss(cfg, result.last_checkpoint, aligned_clips)
+    assert after < 0.8 * before, (before, after)
+    saved = torch.load(result.last_checkpoint, weights_only=True)
+    assert saved["global_step"] == 30 and len(saved["train_loss_list"]) == 30
+    assert saved["val_step_list"] == [30] and len(saved["val_loss_list"]) == 1
+    assert '"accuracy"' in (tmp_path / "run" / "logs" / "metrics.jsonl").read_text()
+
+
+def test_resume_continues_exactly(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    """2N steps in one go equal N steps, a stop and N more with --resume auto, bit for bit on the CPU."""
+    straight = train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=4"), tmp_path / "a",
+                          progress=False)  # fmt: skip
+    train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=2"), tmp_path / "b", progress=False)
+    resumed = train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=4"), tmp_path / "b", "auto",
+                         progress=False)  # fmt: skip
+    assert straight.step == resumed.step == 4
+    a, b = weights(straight.last_checkpoint), weights(resumed.last_checkpoint)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    start = weights(Path(unet_config(tiny_training, aligned_clips).ckpt.resume_ckpt_path))
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # it did train
+    saved = torch.load(straight.last_checkpoint, weights_only=True)
+    assert set(saved) == {"state_dict", "global_step"} and saved["global_step"] == 4
+    assert not any(k.startswith("module.") for k in a) and all(v.dtype == torch.float32 for v in a.values())
+    # keep_last=3 kept every pair here; the sidecars sit beside the official files
+    assert [p.name for p in checkpoints(tmp_path / "b" / "checkpoints")] == ["checkpoint-2.pt", "checkpoint-4.pt"]
+    assert sidecar_path(resumed.last_checkpoint).is_file()
+
+
+def test_official_file_resumes_at_its_step(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    start = weights(Path(unet_config(tiny_training, aligned_clips).ckpt.resume_ckpt_path))
+    official = tmp_path / "latentsync_unet.pt"
+    torch.save({"state_dict": start, "global_step": 7}, official)
+    cfg = unet_config(tiny_training, aligned_clips, "run.max_train_steps=8", "train.keep_last=1")
+    result = train_unet(cfg, tmp_path / "run", str(official), progress=False)
+    assert result.step == 8 and result.last_checkpoint.name == "checkpoint-8.pt"
+    assert [p.name for p in checkpoints(tmp_path / "run" / "checkpoints")] == ["checkpoint-8.pt"]
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
+
+
+STAND_IN = "import train_support; train_support.install_objectives_stand_in(); from latentsync.cli import main; "
+
+
+def test_sigterm_leaves_a_resumable_checkpoint(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["train", "unet", "--config", str(tiny_training / "unet_tiny.yaml"), "--output-dir", str(run), "-q",
+            "--data", str(aligned_clips), *overrides(tiny_training, "unet"), "data.val_video_path=''",
+            "run.max_train_steps=1000", "ckpt.save_ckpt_steps=1000", "train.log_every=1"]  # fmt: skip
+    code = STAND_IN + f"raise SystemExit(main({args!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = run / "logs" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 1):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no training step within the deadline"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
+    assert "stopped by SIGTERM" in out.decode()
+    saved = checkpoints(run / "checkpoints")
+    assert len(saved) == 1 and sidecar_path(saved[0]).is_file()
+    step = torch.load(saved[0], weights_only=True)["global_step"]
+    cfg = unet_config(tiny_training, aligned_clips, f"run.max_train_steps={step + 1}")
+    assert train_unet(cfg, run, "auto", progress=False).step == step + 1
+
+
+def test_non_finite_losses_stop_the_run_naming_the_step(
+    tiny_training: Path, aligned_clips: Path, tmp_path: Path
+) -> None:
+    cfg = unet_config(tiny_training, aligned_clips, "run.max_train_steps=10", "train.max_bad_steps=1",
+                      "optimizer.lr=1e30", "optimizer.max_grad_norm=1e30")  # fmt: skip
+    with pytest.raises(TrainingDivergedError, match=r"step \d+: 2 steps in a row"):
+        train_unet(cfg, tmp_path / "run", progress=False)
+    for path in checkpoints(tmp_path / "run" / "checkpoints"):  # whatever was saved holds finite weights only
+        assert all(torch.isfinite(v).all() for v in weights(path).values())

@@ -225,19 +225,12 @@ class TrainLoop:
                     )
                     self.logger.log(self.step, values)
                     sums, logged, started = {}, 0, time.perf_counter()
-                validated = False
+                if self.validate is not None and s.validate_every and self.step % s.validate_every == 0:
+                    self._validate()  # before the save, so the checkpoint holds this step's validation
                 if s.save_every and self.step % s.save_every == 0:
                     result.last_checkpoint = self.save()
                     if self.validate is not None and not s.validate_every:
-                        self._validate()
-                        validated = True
-                if (
-                    self.validate is not None
-                    and s.validate_every
-                    and self.step % s.validate_every == 0
-                    and not validated
-                ):
-                    self._validate()
+                        self._validate()  # at each checkpoint, as the official U-Net trainer
                 stop = all_reduce(torch.tensor([float(self._stop is not None)]), op="max").item() > 0
                 if stop:
                     result.stopped_by = self._stop or "signal on another rank"

@@ -66,4 +66,4 @@ def write_wav(path: Path, samples, rate: int = 16000) -> Path:
     return path
 
 
-from train_support import aligned_clips, tiny_training  # noqa: E402, F401  (the training tests' fixtures)
+from train_support import aligned_clips, tiny_training  # noqa: F401  (the training tests' fixtures)

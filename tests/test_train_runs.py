@@ -24,7 +24,7 @@ from latentsync.train.syncnet import train_syncnet
 from latentsync.train.unet import train_unet
 
 install_objectives_stand_in()
-from latentsync.train.objectives import syncnet_loss, unet_loss
+from latentsync.train.objectives import unet_loss
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -144,3 +144,18 @@ def test_syncnet_samples_are_half_in_sync(aligned_clips: Path, tiny_training: Pa
     item = dataset[0]
     assert item["frames"].shape == (16, 3, 64, 64) and item["mel"].shape == (1, 80, 52)
     assert set(labels) == {0.0, 1.0}
+
+
+def test_cache_command_fills_the_caches(aligned_clips: Path, tiny_training: Path, tmp_path: Path, capsys) -> None:
+    from latentsync import cli
+
+    cache = tmp_path / "cache"
+    args = ["--config", str(tiny_training / "unet_tiny.yaml"), "--data", str(aligned_clips),
+            *overrides(tiny_training, "unet"), f"data.audio_embeds_cache_dir={cache}", f"data.audio_mel_cache_dir={cache}"]  # fmt: skip
+    assert cli.main(["train", "cache", *args]) == 0
+    assert "3 cached" in capsys.readouterr().out
+    assert len(list((cache / "whisper").glob("*.pt"))) == len(list((cache / "syncnet_mel").glob("*.pt"))) == 3
+    assert cli.main(["train", "syncnet", *args]) == 2  # a U-Net config given to the SyncNet trainer
+    assert "latentsync train unet" in capsys.readouterr().err
+    assert cli.main(["train", "unet", *args, "data.batch_sise=2"]) == 2
+    assert "batch_sise" in capsys.readouterr().err

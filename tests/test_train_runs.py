@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_support import install_objectives_stand_in, overrides
+from train_support import ASSETS, install_objectives_stand_in, overrides
 
 from latentsync.config import load_config
 from latentsync.data.sources import data_overrides, list_clips
@@ -189,3 +189,62 @@ def test_non_finite_losses_stop_the_run_naming_the_step(
         train_unet(cfg, tmp_path / "run", progress=False)
     for path in checkpoints(tmp_path / "run" / "checkpoints"):  # whatever was saved holds finite weights only
         assert all(torch.isfinite(v).all() for v in weights(path).values())
+
+
+def test_trained_checkpoint_runs_in_infer(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    from conftest import write_wav
+
+    from latentsync import cli
+    from latentsync.audio import load_audio
+    from latentsync.media import probe
+
+    result = train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=1"), tmp_path / "run",
+                        progress=False)  # fmt: skip
+    speech = write_wav(tmp_path / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[:6400])  # 0.4 s: 10 frames
+    output = tmp_path / "out.mp4"
+    code = cli.main([
+        "infer", "--video", str(ASSETS / "demo1_video.mp4"), "--audio", str(speech), "--output", str(output),
+        "--steps", "1", "--quiet", "--unet-config", str(tiny_training / "unet_tiny.yaml"),
+        "--unet-checkpoint", str(result.last_checkpoint), "--whisper-checkpoint", str(tiny_training / "whisper_tiny.pt"),
+        "--vae", str(tiny_training / "vae"), "--device", "cpu", "--no-download",
+    ])  # fmt: skip
+    assert code == 0 and probe(output).frame_count == 10
+
+
+LAUNCHER = """
+import sys, torch, train_support
+train_support.install_objectives_stand_in()
+from latentsync.train import loop
+run = loop.TrainLoop.run
+def run_and_keep(self):
+    result = run(self)
+    torch.save(loop.ckpt.official_state_dict(self.model), f"{sys.argv[1]}/rank{self.env.rank}.pt")
+    return result
+loop.TrainLoop.run = run_and_keep
+from latentsync.cli import main
+raise SystemExit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_agree(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    """Two CPU ranks (gloo) train on different samples and end with the same weights."""
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER)
+    args = ["train", "unet", "--config", str(tiny_training / "unet_tiny.yaml"), "--output-dir", str(tmp_path / "run"),
+            "-q", "--data", str(aligned_clips), *overrides(tiny_training, "unet"), "data.val_video_path=''",
+            "run.max_train_steps=2", "optimizer.lr=1e-3"]  # fmt: skip
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(launcher), str(tmp_path), *args]  # fmt: skip
+    done = subprocess.run(command, env=cli_env(), capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    a, b = weights_of(tmp_path / "rank0.pt"), weights_of(tmp_path / "rank1.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    saved = weights(tmp_path / "run" / "checkpoints" / "checkpoint-2.pt")
+    assert all(torch.equal(a[k], saved[k]) for k in a)
+    start = weights(Path(unet_config(tiny_training, aligned_clips).ckpt.resume_ckpt_path))
+    assert any(not torch.equal(a[k], start[k]) for k in a)
+
+
+def weights_of(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)

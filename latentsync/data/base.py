@@ -8,10 +8,10 @@ out of step (the official trainer skips the batch on the failing rank only). Rep
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
 from latentsync.data.clips import MAX_REPLACEMENTS, ClipError, ClipReader, sample_rng
@@ -36,7 +36,7 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = sample_rng(self.seed, self.epoch, index)
-        choice, reasons = index, []
+        choice, reasons = index, list[str]()
         for _ in range(MAX_REPLACEMENTS):
             if choice not in self._bad:
                 try:
@@ -54,7 +54,7 @@ class ClipDataset(Dataset):
         counts = ", ".join(f"{reasons.count(r)} {r}" for r in sorted(set(reasons)))
         raise DataError(f"no usable clip found after {len(reasons)} tries ({counts}); check the training data")
 
-    def sample(self, clip: Clip, rng) -> dict[str, torch.Tensor]:
+    def sample(self, clip: Clip, rng: random.Random) -> dict[str, Any]:
         raise NotImplementedError
 
     def check_usable(self) -> None:

@@ -40,7 +40,7 @@ class TrainLogger:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
 
     def log(self, step: int, values: dict[str, float], prefix: str = "train") -> None:
-        if not self.enabled:
+        if not self.enabled or self.writer is None:
             return
         for key, value in values.items():
             self.writer.add_scalar(f"{prefix}/{key}", value, step)

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from latentsync.errors import LatentSyncError
 from latentsync.train import state as ckpt
@@ -101,7 +101,7 @@ class TrainLoop:
 
     env: DistEnv
     settings: LoopSettings
-    dataset: Dataset
+    dataset: Any  # a sized map-style Dataset, optionally with set_epoch(epoch)
     model: torch.nn.Module  # what the loss runs (DDP-wrapped under torchrun)
     params: list[torch.nn.Parameter]
     optimizer: torch.optim.Optimizer
@@ -259,7 +259,11 @@ class TrainLoop:
             batch = next(data)
             result.replaced_samples += int(batch.pop("replaced", torch.zeros(1)).sum())
             last = micro == s.accumulation - 1
-            sync = contextlib.nullcontext() if last or not hasattr(self.model, "no_sync") else self.model.no_sync()
+            sync = (
+                contextlib.nullcontext()
+                if last or not hasattr(self.model, "no_sync")
+                else cast(Any, self.model).no_sync()
+            )
             with sync:
                 loss, terms = self.loss_fn(batch)
                 scaled = loss / s.accumulation

@@ -248,3 +248,33 @@ def test_torchrun_ranks_agree(tiny_training: Path, aligned_clips: Path, tmp_path
 
 def weights_of(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)
+
+
+def test_lora_adapters_train_merge_and_apply(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    from latentsync.models.unet import UNet3DConditionModel
+    from latentsync.train.lora import apply_lora
+    from latentsync.train.state import adapter_path
+
+    cfg = unet_config(tiny_training, aligned_clips, "run.max_train_steps=2", "train.lora_rank=4")
+    result = train_unet(cfg, tmp_path / "run", progress=False)
+    adapter = adapter_path(result.last_checkpoint)
+    merged = weights(result.last_checkpoint)
+    start = weights(Path(cfg.ckpt.resume_ckpt_path))
+    assert merged.keys() == start.keys()  # an official file, adapters merged in
+    changed = [k for k in merged if not torch.equal(merged[k], start[k])]
+    assert changed and all(
+        k.endswith(("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight")) for k in changed
+    )
+    assert adapter.stat().st_size < result.last_checkpoint.stat().st_size / 5
+    unet = UNet3DConditionModel.from_pretrained(cfg.model, cfg.ckpt.resume_ckpt_path)
+    assert apply_lora(unet, adapter) > 0
+    applied = unet.state_dict()
+    assert all(torch.allclose(applied[k], merged[k], atol=1e-6) for k in merged)
+    from latentsync import cli
+
+    args = ["infer", "--video", str(ASSETS / "demo1_video.mp4"), "--audio", str(ASSETS / "demo1_audio.wav"),
+            "--output", str(tmp_path / "out.mp4"), "--unet-config", str(tiny_training / "unet_tiny.yaml"),
+            "--unet-checkpoint", str(cfg.ckpt.resume_ckpt_path), "--whisper-checkpoint",
+            str(tiny_training / "whisper_tiny.pt"), "--vae", str(tiny_training / "vae"), "--device", "cpu",
+            "--no-download", "--quiet", "--lora"]  # fmt: skip
+    assert cli.main([*args, str(result.last_checkpoint)]) == 2  # the full checkpoint is not an adapter file

@@ -34,6 +34,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--compile", action="store_true", help="torch.compile the U-Net (slow first chunk, faster after)")
     g.add_argument("--no-download", dest="download", action="store_false",
                    help="fail instead of fetching missing default weights from the hub")
+    g.add_argument("--lora", default=None, metavar="PATH",
+                   help="merge a LoRA adapter from `latentsync train` (checkpoint-N.lora.pt) into the U-Net")
     g.add_argument("--low-vram", action="store_true",
                    help="VAE and Whisper wait on the CPU; the VAE decodes 4 frames at a time (1.3 GiB less at 512 px)")
 
@@ -52,7 +54,7 @@ def load_pipeline(args: argparse.Namespace):
     if args.download and missing:
         logging.info("fetching the LatentSync %s weights (%s) into %s", paths.version, ", ".join(missing), paths.root)
         download(paths.version, paths.root, parts=missing)
-    return LipsyncPipeline.from_pretrained(
+    pipeline = LipsyncPipeline.from_pretrained(
         version=args.version,
         checkpoints=args.checkpoints,
         unet_config=args.unet_config,
@@ -65,3 +67,8 @@ def load_pipeline(args: argparse.Namespace):
         compile=args.compile,
         low_vram=args.low_vram,
     )
+    if getattr(args, "lora", None):
+        from latentsync.train.lora import apply_lora
+
+        logging.info("merged %d LoRA adapters from %s", apply_lora(pipeline.unet, args.lora), args.lora)
+    return pipeline

@@ -115,6 +115,7 @@ class TrainLoop:
     validate: Callable[[int], dict[str, float] | None] | None = None
     on_step: Callable[[int, dict[str, float]], None] | None = None  # e.g. SyncNet's loss-history lists
     extra_state: dict[str, Any] = field(default_factory=dict)  # trainer state saved in the sidecar
+    adapter_payload: Callable[[int], dict[str, Any]] | None = None  # LoRA runs: the adapter file's content
     step: int = 0
     epoch: int = 0
     position: int = 0  # micro-batches of this epoch already consumed
@@ -162,8 +163,9 @@ class TrainLoop:
                 "world_size": self.env.world_size,
             }
             folder = self.output_dir / "checkpoints"
+            adapter = self.adapter_payload(self.step) if self.adapter_payload is not None else None
             path = ckpt.save_checkpoint(
-                folder, self.step, self.weights_payload(self.step), state, self.settings.keep_last
+                folder, self.step, self.weights_payload(self.step), state, self.settings.keep_last, adapter
             )
             self.logger.charts(self.step)
             self.logger.message(f"saved {path}")

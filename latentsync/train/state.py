@@ -43,16 +43,25 @@ def official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().float().cpu() if v.is_floating_point() else v.cpu() for k, v in bare.state_dict().items()}
 
 
+def adapter_path(weights: Path) -> Path:
+    return weights.with_name(weights.name.removesuffix(".pt") + ".lora.pt")
+
+
 def save_checkpoint(
-    folder: Path, step: int, weights: dict[str, Any], state: dict[str, Any], keep_last: int = 0
+    folder: Path, step: int, weights: dict[str, Any], state: dict[str, Any], keep_last: int = 0,
+    adapter: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
-    """Write the pair for `step` (sidecar first, weights last) and prune to the newest `keep_last` (0: keep all)."""
+    """Write the files of `step` (sidecar and LoRA adapter first, weights last) and prune to the newest
+    `keep_last` (0: keep all)."""
     path = weights_path(folder, step)
     atomic_torch_save(state, sidecar_path(path))
+    if adapter is not None:
+        atomic_torch_save(adapter, adapter_path(path))
     atomic_torch_save(weights, path)
     if keep_last > 0:
         for old in checkpoints(folder)[:-keep_last]:
             sidecar_path(old).unlink(missing_ok=True)
+            adapter_path(old).unlink(missing_ok=True)
             old.unlink(missing_ok=True)
     return path
 

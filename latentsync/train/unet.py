@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from latentsync.data.unet_dataset import UNetDataset
+from latentsync.train import lora
 from latentsync.train import state as ckpt
 from latentsync.train.distributed import DistEnv, init_distributed, shutdown
 from latentsync.train.logging import TrainLogger
@@ -76,10 +77,18 @@ def train_unet(
         unet = models.unet
         start = int(getattr(getattr(unet, "load_report", None), "global_step", 0) or 0)  # official: continue it
         resumed = None
+        lora_rank, lora_alpha = int(cfg.train.lora_rank), float(cfg.train.lora_alpha)
         if resume_from is not None:
             resumed = ckpt.load_resume(resume_from)
-            unet.load_checkpoint(resume_from)  # a stage-1 file keeps a stage-2 model's motion modules at zero
+            if not lora_rank:  # a LoRA run keeps the starting U-Net and resumes its adapters below
+                unet.load_checkpoint(resume_from)  # a stage-1 file keeps a stage-2 model's motion modules at zero
         named = trainable_parameters(unet, cfg)
+        if lora_rank:
+            within = list(cfg.run.trainable_modules) if cfg.model.use_motion_module else []
+            named = lora.add_lora(unet, lora_rank, lora_alpha, within)
+            if resume_from is not None:
+                adapters = torch.load(ckpt.adapter_path(resume_from), map_location="cpu", weights_only=True)
+                unet.load_state_dict(adapters["state_dict"], strict=False)
         params = [p for _, p in named]
         if env.is_main:
             save_run_config(cfg, out, "unet_config.yaml")
@@ -103,7 +112,12 @@ def train_unet(
             )
 
         def weights(step: int) -> dict[str, Any]:
+            if lora_rank:
+                return {"state_dict": lora.merged_state_dict(unet), "global_step": step}
             return {"state_dict": ckpt.official_state_dict(unet), "global_step": step}
+
+        def adapter(step: int) -> dict[str, Any]:
+            return lora.adapter_payload(unet, lora_rank, lora_alpha, step)
 
         validate = None
         if cfg.data.val_video_path and cfg.data.val_audio_path:
@@ -124,6 +138,7 @@ def train_unet(
         loop = TrainLoop(
             env, settings, dataset, wrapped, params, optimizer, loss_fn, out, weights, logger,
             lr_scheduler=scheduler, scaler=scaler, generator=generator, validate=validate,
+            adapter_payload=adapter if lora_rank else None,
         )  # fmt: skip
         if resumed is not None:
             loop.restore(resumed)

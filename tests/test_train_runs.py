@@ -252,7 +252,7 @@ def weights_of(path: Path) -> dict[str, torch.Tensor]:
 
 def test_lora_adapters_train_merge_and_apply(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
     from latentsync.models.unet import UNet3DConditionModel
-    from latentsync.train.lora import apply_lora
+    from latentsync.train.lora import merge_adapter_file
     from latentsync.train.state import adapter_path
 
     cfg = unet_config(tiny_training, aligned_clips, "run.max_train_steps=2", "train.lora_rank=4")
@@ -267,7 +267,7 @@ def test_lora_adapters_train_merge_and_apply(tiny_training: Path, aligned_clips:
     )
     assert adapter.stat().st_size < result.last_checkpoint.stat().st_size / 5
     unet = UNet3DConditionModel.from_pretrained(cfg.model, cfg.ckpt.resume_ckpt_path)
-    assert apply_lora(unet, adapter) > 0
+    assert merge_adapter_file(unet, adapter) > 0
     applied = unet.state_dict()
     assert all(torch.allclose(applied[k], merged[k], atol=1e-6) for k in merged)
     from latentsync import cli

@@ -68,7 +68,7 @@ def load_pipeline(args: argparse.Namespace):
         low_vram=args.low_vram,
     )
     if getattr(args, "lora", None):
-        from latentsync.train.lora import apply_lora
+        from latentsync.train.lora import merge_adapter_file
 
-        logging.info("merged %d LoRA adapters from %s", apply_lora(pipeline.unet, args.lora), args.lora)
+        logging.info("merged %d LoRA adapters from %s", merge_adapter_file(pipeline.unet, args.lora), args.lora)
     return pipeline

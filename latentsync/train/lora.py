@@ -64,7 +64,7 @@ def adapter_payload(unet: torch.nn.Module, rank: int, alpha: float, step: int) -
     return {"lora": {"rank": rank, "alpha": alpha}, "state_dict": weights, "global_step": step}
 
 
-def apply_lora(unet: torch.nn.Module, path: str | Path) -> int:
+def merge_adapter_file(unet: torch.nn.Module, path: str | Path) -> int:
     """Merge the adapters of `path` (written by training) into a loaded U-Net's weights; returns how many."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -159,3 +159,20 @@ def test_cache_command_fills_the_caches(aligned_clips: Path, tiny_training: Path
     assert "latentsync train unet" in capsys.readouterr().err
     assert cli.main(["train", "unet", *args, "data.batch_sise=2"]) == 2
     assert "batch_sise" in capsys.readouterr().err
+
+
+def test_latent_moments_cache(aligned_clips: Path, unet_cfg, tmp_path: Path) -> None:
+    """With train.latent_cache_dir, samples carry the VAE moments of their frames, as encoding them would give."""
+    from latentsync.models.vae import load_vae
+
+    unet_cfg.train.latent_cache_dir = str(tmp_path / "latents")
+    item = UNetDataset(list_clips(data_dir=aligned_clips), unet_cfg, seed=3)[0]
+    assert item["gt_moments"].shape == item["ref_moments"].shape == item["masked_moments"].shape == (16, 8, 8, 8)
+    vae = load_vae(unet_cfg.weights.vae)
+    with torch.no_grad():
+        dist = vae.encode(item["gt"]).latent_dist
+        masked = vae.encode(item["gt"] * item["mask"]).latent_dist
+    assert torch.allclose(item["gt_moments"][:, :4], dist.mean, atol=2e-3)
+    assert torch.allclose(item["gt_moments"][:, 4:], dist.logvar, atol=2e-2)
+    assert torch.allclose(item["masked_moments"][:, :4], masked.mean, atol=2e-3)
+    assert len(list((tmp_path / "latents" / "vae_moments").glob("*.pt"))) == 1

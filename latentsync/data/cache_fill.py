@@ -1,7 +1,7 @@
 """`latentsync train cache`: compute every clip's cached audio features before a run, in parallel.
 
-Workers are DataLoader processes (each with its own Whisper encoder on the CPU); under torchrun each rank fills
-its share of the clips. Clips that cannot be read are counted, not fatal.
+Workers are DataLoader processes (each with its own Whisper encoder and, with `train.latent_cache_dir`, VAE on the
+CPU); under torchrun each rank fills its share of the clips. Clips that cannot be read are counted, not fatal.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ class _Fill(Dataset):
             reader.mel(clip)
             if reader.embeds_cache is not None:
                 reader.embeds(clip)
+            latents = getattr(self.dataset, "latents", None)
+            if latents is not None:
+                with reader.open(clip) as source:
+                    latents.moments(clip, lambda: reader.frames(clip, source, 0, len(source)))
         except ClipError as exc:
             return exc.reason
         return "cached"

@@ -18,6 +18,7 @@ from latentsync.audio.chunks import training_window
 from latentsync.data.base import ClipDataset
 from latentsync.data.clips import ClipReader, unet_windows
 from latentsync.data.feature_cache import FeatureCache
+from latentsync.data.latent_cache import LatentCache
 from latentsync.data.sources import Clip, list_clips
 from latentsync.faces.mask import MASK_SHAPES, fixed_mask
 
@@ -52,6 +53,9 @@ class UNetDataset(ClipDataset):
             whisper=whisper,
         )
         super().__init__(clips, reader, seed)
+        self.latents = (
+            LatentCache(cfg.train.latent_cache_dir, cfg.weights.vae, self.mask) if cfg.train.latent_cache_dir else None
+        )
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> UNetDataset:
@@ -63,7 +67,14 @@ class UNetDataset(ClipDataset):
             mel = self.reader.mel_window(clip, start)
             gt = self.reader.frames(clip, source, start, self.num_frames)
             ref = self.reader.frames(clip, source, ref_start, self.num_frames)
+            if self.latents is not None:
+                moments = self.latents.moments(clip, lambda: self.reader.frames(clip, source, 0, len(source)))
         item: dict[str, Any] = {"gt": gt, "ref": ref, "mask": self.mask.expand(self.num_frames, -1, -1, -1), "mel": mel}
+        if self.latents is not None:
+            window, ref_window = slice(start, start + self.num_frames), slice(ref_start, ref_start + self.num_frames)
+            item["gt_moments"] = moments["frames"][window].float()
+            item["masked_moments"] = moments["masked"][window].float()
+            item["ref_moments"] = moments["frames"][ref_window].float()
         if self.with_audio:
             embeds = training_window(self.reader.embeds(clip), start, self.num_frames).float()
             if self.audio_dropout and rng.random() < self.audio_dropout:

@@ -24,7 +24,7 @@ from latentsync.train.syncnet import train_syncnet
 from latentsync.train.unet import train_unet
 
 install_objectives_stand_in()
-from latentsync.train.objectives import unet_loss
+from latentsync.train.objectives import load_unet_training_models, unet_loss
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,8 +60,6 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 def unet_eval_loss(cfg, checkpoint: Path, clips: Path) -> float:
     """Mean loss of a U-Net checkpoint on fixed samples and fixed noise (the same for every checkpoint)."""
-    from latentsync.train.objectives import load_unet_training_models
-
     cfg = cfg.copy()
     cfg.ckpt.resume_ckpt_path = str(checkpoint)
     models = load_unet_training_models(cfg, "cpu")
@@ -278,3 +276,29 @@ def test_lora_adapters_train_merge_and_apply(tiny_training: Path, aligned_clips:
             str(tiny_training / "whisper_tiny.pt"), "--vae", str(tiny_training / "vae"), "--device", "cpu",
             "--no-download", "--quiet", "--lora"]  # fmt: skip
     assert cli.main([*args, str(result.last_checkpoint)]) == 2  # the full checkpoint is not an adapter file
+
+
+@pytest.mark.slow
+def test_validation_renders_and_scores_the_clip(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    from itertools import islice
+
+    from latentsync.audio import load_audio
+    from latentsync.media import VideoReader, VideoWriter, probe
+    from latentsync.train.validation import render_validation
+
+    clip = tmp_path / "val.mp4"  # 20 frames of demo1 at full size, with its audio
+    frames = list(islice(VideoReader(ASSETS / "demo1_video.mp4"), 20))
+    audio = load_audio(ASSETS / "demo1_video.mp4")[: 20 * 640]
+    with VideoWriter(clip, frames[0].shape[1], frames[0].shape[0], audio=audio) as writer:
+        for frame in frames:
+            writer.write(frame)
+    cfg = unet_config(tiny_training, aligned_clips, f"data.val_video_path={clip}", f"data.val_audio_path={clip}",
+                      "run.inference_steps=1")  # fmt: skip
+    models = load_unet_training_models(cfg, "cpu")
+    syncnet_cfg = load_config(cfg.data.syncnet_config_path)
+    models.syncnet = StableSyncNet.from_pretrained(syncnet_cfg.model, syncnet_cfg.ckpt.inference_ckpt_path)
+    values = render_validation(models, cfg, 5, tmp_path / "run")
+    assert probe(tmp_path / "run" / "val_videos" / "val_video_5.mp4").frame_count == 20
+    assert values is not None and 0 <= values["sync_cosine"] <= 1 and values["render_seconds"] > 0
+    cfg.data.val_video_path = str(tmp_path / "missing.mp4")
+    assert render_validation(models, cfg, 6, tmp_path / "run") is None  # logged, training goes on

@@ -179,6 +179,7 @@ def write_tiny_training_setup(folder: Path) -> Path:
     cfg = load_config(bundled_config("syncnet/syncnet_16_pixel_attn.yaml"))
     cfg.model = OmegaConf.merge(cfg.model, TINY_SYNCNET_MODEL)
     cfg.data.resolution = CLIP_RESOLUTION
+    cfg.ckpt.inference_ckpt_path = str(folder / "syncnet_tiny.pt")  # the U-Net's sync loss reads it from the file
     OmegaConf.save(cfg, folder / "syncnet_tiny.yaml")
     torch.manual_seed(0)
     syncnet = StableSyncNet(TINY_SYNCNET_MODEL)

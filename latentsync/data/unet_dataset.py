@@ -19,7 +19,7 @@ from latentsync.data.base import ClipDataset
 from latentsync.data.clips import ClipReader, unet_windows
 from latentsync.data.feature_cache import FeatureCache
 from latentsync.data.latent_cache import LatentCache
-from latentsync.data.sources import Clip, list_clips
+from latentsync.data.sources import Clip, DataError, list_clips
 from latentsync.faces.mask import MASK_SHAPES, fixed_mask
 
 
@@ -31,6 +31,8 @@ def mask_variant(mask_image_path: str) -> str:
 
 def whisper_tag(path: str | Path) -> str:
     """Cache tag of a Whisper checkpoint: its name, size and mtime (another model never reads these features)."""
+    if not Path(path).is_file():
+        raise DataError(f"Whisper checkpoint {path} not found (weights.whisper); fetch it with `latentsync download`")
     stat = Path(path).stat()
     return f"{Path(path).name}:{stat.st_size}:{stat.st_mtime_ns}"
 

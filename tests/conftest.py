@@ -65,3 +65,6 @@ def write_wav(path: Path, samples, rate: int = 16000) -> Path:
         w.setframerate(rate)
         w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
     return path
+
+
+from train_support import aligned_clips, tiny_training  # noqa: F401  (the training tests' fixtures)

@@ -177,6 +177,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="fail instead of fetching missing default weights from the hub",
     )
     g.add_argument(
+        "--lora",
+        default=None,
+        metavar="PATH",
+        help="merge a LoRA adapter from `latentsync train` (checkpoint-N.lora.pt) into the U-Net",
+    )
+    g.add_argument(
         "--low-vram",
         action="store_true",
         help="VAE and Whisper wait on the CPU; the VAE decodes 4 frames at a time (1.3 GiB less at 512 px)",
@@ -204,7 +210,7 @@ def load_pipeline(args: argparse.Namespace):
         download(paths.version, paths.root, parts=missing)
     for part, (given, path) in defaults.items():
         logger.debug("%s: %s", part, given or path)
-    return LipsyncPipeline.from_pretrained(
+    pipeline = LipsyncPipeline.from_pretrained(
         version=args.version,
         checkpoints=args.checkpoints,
         unet_config=args.unet_config,
@@ -217,3 +223,8 @@ def load_pipeline(args: argparse.Namespace):
         compile=args.compile,
         low_vram=args.low_vram,
     )
+    if getattr(args, "lora", None):
+        from latentsync.train.lora import merge_adapter_file
+
+        logger.info("merged %d LoRA adapters from %s", merge_adapter_file(pipeline.unet, args.lora), args.lora)
+    return pipeline

@@ -1,0 +1,89 @@
+"""LoRA fine-tuning of the U-Net's attention projections (peft), and applying an adapter to a loaded U-Net.
+
+With `train.lora_rank` > 0 the U-Net's own weights stay frozen and low-rank adapters are trained on the q/k/v/out
+projections of the attention layers the config's `trainable_modules` select (every attention layer in stage 1):
+a few MB instead of gigabytes of optimizer state. Checkpoints stay official files with the adapters merged in, and
+an adapter file (`checkpoint-<step>.lora.pt`) beside each one applies to the starting U-Net with `infer --lora`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentsync.models.loading import CheckpointError
+
+PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
+ADAPTER = "default"
+
+
+def add_lora(
+    unet: torch.nn.Module, rank: int, alpha: float, within: Sequence[str] = ()
+) -> list[tuple[str, torch.nn.Parameter]]:  # fmt: skip
+    """Inject adapters into the attention projections under `within` (substrings; empty: all); return them."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    targets = [
+        name
+        for name, _ in unet.named_modules()
+        if name.endswith(tuple(f".{p}" for p in PROJECTIONS)) and (not within or any(w in name for w in within))
+    ]
+    if not targets:
+        raise CheckpointError(f"no attention projection matches {list(within)} for LoRA")
+    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets), unet)
+    unet.requires_grad_(False)
+    trained = [(n, p) for n, p in unet.named_parameters() if ".lora_" in n]
+    for _, p in trained:
+        p.requires_grad_(True)
+    return trained
+
+
+def merged_state_dict(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The U-Net's official-layout state dict (fp32, CPU) with every adapter merged into its projection."""
+    from peft.tuners.lora import LoraLayer
+
+    deltas = {
+        f"{name}.weight": module.get_delta_weight(ADAPTER)
+        for name, module in unet.named_modules()
+        if isinstance(module, LoraLayer)
+    }
+    state = {}
+    for key, value in unet.state_dict().items():
+        if ".lora_" in key:
+            continue
+        key = key.replace(".base_layer.", ".")
+        state[key] = (value + deltas[key] if key in deltas else value).detach().float().cpu()
+    return state
+
+
+def adapter_payload(unet: torch.nn.Module, rank: int, alpha: float, step: int) -> dict[str, Any]:
+    weights = {k: v.detach().float().cpu() for k, v in unet.state_dict().items() if ".lora_" in k}
+    return {"lora": {"rank": rank, "alpha": alpha}, "state_dict": weights, "global_step": step}
+
+
+def merge_adapter_file(unet: torch.nn.Module, path: str | Path) -> int:
+    """Merge the adapters of `path` (written by training) into a loaded U-Net's weights; returns how many."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        rank, alpha = payload["lora"]["rank"], payload["lora"]["alpha"]
+        adapters = payload["state_dict"]
+    except Exception as exc:  # noqa: BLE001 - unreadable or foreign file alike
+        raise CheckpointError(f"--lora {path}: not a LoRA adapter file written by `latentsync train` ({exc})") from None
+    params = dict(unet.named_parameters())
+    suffix = f".lora_A.{ADAPTER}.weight"
+    merged = 0
+    with torch.no_grad():
+        for key, down in adapters.items():
+            if not key.endswith(suffix):
+                continue
+            prefix = key.removesuffix(suffix).replace(".base_layer", "")
+            target = params.get(f"{prefix}.weight")
+            up = adapters[f"{key.removesuffix(suffix)}.lora_B.{ADAPTER}.weight"]
+            if target is None or target.shape != (up.shape[0], down.shape[1]):
+                raise CheckpointError(f"--lora {path}: adapter {prefix} does not fit this U-Net (another config?)")
+            target += (alpha / rank) * (up @ down).to(target.device, target.dtype)
+            merged += 1
+    return merged

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# Beside the repository; LATENTSYNC_SHARED points elsewhere (e.g. from a git worktree).
+SHARED = Path(os.environ.get("LATENTSYNC_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 ASSETS = SHARED / "assets"
 SPEC = SHARED / "spec"
 GOLDEN = SHARED / "golden"

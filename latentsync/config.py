@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -230,6 +230,47 @@ class SyncNetRunConfig:
     seed: int = 42
 
 
+# Our training options (not in the official files, so every key is optional and off / official by default).
+
+
+@dataclass
+class UNetWeightsConfig:
+    """Every file U-Net training loads besides the U-Net and the frozen SyncNet, at the official locations."""
+
+    vae: str = "stabilityai/sd-vae-ft-mse"  # hub id or local diffusers folder (scaling forced to 0.18215)
+    whisper: str = "checkpoints/whisper/tiny.pt"
+    trepa: str = "checkpoints/auxiliary/vit_g_hybrid_pt_1200e_ssv2_ft.pth"
+    lpips_vgg: str = "checkpoints/auxiliary/vgg16-397923af.pth"  # torchvision's VGG16 state dict
+    lpips_net: str = "vgg"
+
+
+@dataclass
+class SyncNetWeightsConfig:
+    vae: str = "stabilityai/sd-vae-ft-mse"  # latent-space SyncNets only
+
+
+@dataclass
+class UNetTrainConfig:
+    keep_last: int = 3  # checkpoints kept; 0 keeps all
+    log_every: int = 10
+    gradient_accumulation_steps: int = 1
+    dtype: str = "fp16"  # fp16 (official AMP + GradScaler), bf16 or fp32; the CPU always trains in fp32
+    audio_dropout: float = 0.0  # rate of samples shown zero audio (inference's guidance branch)
+    max_bad_steps: int = 20  # non-finite steps in a row before training stops
+    validation_steps: int = 0  # 0: at each checkpoint, as the official trainer
+    lora_rank: int = 0  # 0: full fine-tune
+    lora_alpha: float = 16.0
+    latent_cache_dir: str = ""
+
+
+@dataclass
+class SyncNetTrainConfig:
+    keep_last: int = 3
+    log_every: int = 10
+    dtype: str = "fp16"
+    max_bad_steps: int = 20
+
+
 @dataclass
 class SyncNetFileConfig:
     model: SyncNetModelConfig = field(default_factory=SyncNetModelConfig)
@@ -237,6 +278,8 @@ class SyncNetFileConfig:
     data: SyncNetDataConfig = field(default_factory=SyncNetDataConfig)
     optimizer: SyncNetOptimizerConfig = field(default_factory=SyncNetOptimizerConfig)
     run: SyncNetRunConfig = field(default_factory=SyncNetRunConfig)
+    weights: SyncNetWeightsConfig = field(default_factory=SyncNetWeightsConfig)
+    train: SyncNetTrainConfig = field(default_factory=SyncNetTrainConfig)
 
 
 @dataclass
@@ -274,6 +317,8 @@ class UNetFileConfig:
     run: UNetRunConfig = field(default_factory=UNetRunConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     model: UNetConfig = field(default_factory=UNetConfig)
+    weights: UNetWeightsConfig = field(default_factory=UNetWeightsConfig)
+    train: UNetTrainConfig = field(default_factory=UNetTrainConfig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -288,10 +333,11 @@ def _schema_for(raw: DictConfig) -> type:
     return UNetFileConfig
 
 
-def load_config(path: str | Path) -> DictConfig:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     """Load an official-format YAML config (U-Net, SyncNet or audio), validated, as an OmegaConf node.
 
-    The kind is recognised from its sections. The result keeps the official attribute access
+    The kind is recognised from its sections. `overrides` are OmegaConf dot-list strings (`data.batch_size=2`)
+    merged over the file and validated like it. The result keeps the official attribute access
     (`cfg.model.block_out_channels`, `cfg.data.resolution`, ...).
     """
     path = Path(path)
@@ -304,10 +350,17 @@ def load_config(path: str | Path) -> DictConfig:
     if not isinstance(raw, DictConfig):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     schema = _schema_for(raw)
+    source = str(path)
+    if overrides:
+        bad = [item for item in overrides if "=" not in item or not item.split("=", 1)[0].strip()]
+        if bad:
+            raise ConfigError(f"overrides must be key=value (e.g. data.batch_size=2), got {bad}")
+        raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
+        source = f"{path} with overrides {list(overrides)}"
     unknown = [k for k in raw if k not in {f.name for f in fields(schema)}]
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {unknown}")
-    return OmegaConf.structured(structured(schema, raw, str(path)))
+        raise ConfigError(f"{source}: unknown section(s) {unknown}")
+    return OmegaConf.structured(structured(schema, raw, source))
 
 
 def bundled_config(name: str) -> Path:

@@ -7,6 +7,7 @@ the frozen networks are passed in, so nothing here loads or downloads.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,24 +21,31 @@ from latentsync.models.syncnet import StableSyncNet
 TREPA_SIZE = 224
 
 
-def cosine_bce(vision: torch.Tensor, audio: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample (b,) BCE of the cosine similarity of two (b, d) embeddings against labels y (b, 1) in {0, 1}.
+def sync_cosine(vision: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """(b,) cosine similarity of (b, d) vision and audio embeddings, held at most 1.
 
-    The official SyncNet loss: the embeddings are post-ReLU and unit length, so the cosine lies in [0, 1]; the log
-    is floored at -100 as in `nn.BCELoss`. A cosine that rounds above 1 (fp16) is held at 1, where the official
-    loss stops with an error.
+    The embeddings are post-ReLU and unit length, so the cosine lies in [0, 1]; one that rounds above 1 (fp16)
+    is held at 1, where the official loss stops with an error.
     """
-    cosine = F.cosine_similarity(vision, audio, dim=1, eps=1e-8).clamp(max=1.0)
+    return F.cosine_similarity(vision, audio, dim=1, eps=1e-8).clamp(max=1.0)
+
+
+def cosine_bce(vision: torch.Tensor, audio: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample (b,) BCE of the `sync_cosine` of two (b, d) embeddings against labels y (b, 1) in {0, 1}.
+
+    The official SyncNet loss of both trainers; the log is floored at -100 as in `nn.BCELoss`.
+    """
+    cosine = sync_cosine(vision, audio)
     return F.binary_cross_entropy(cosine.unsqueeze(1), y.to(cosine.dtype), reduction="none").squeeze(1)
 
 
-def syncnet_input(frames: torch.Tensor, num_frames: int, resolution: int, lower_half: bool) -> torch.Tensor:
+def syncnet_input(frames: torch.Tensor, num_frames: int, resolution: int | None, lower_half: bool) -> torch.Tensor:
     """(b*f, c, R, R) frames (or latents) to SyncNet's (b, f*c, H, W) stack, frame-major channels.
 
     Frames of another size are resized bicubically (no antialias) to the SyncNet's `resolution` first, as the
-    official trainer does for 512 px U-Nets; with `lower_half` only rows H//2: are kept.
+    official trainer does for 512 px U-Nets (None: never, for latents); with `lower_half` only rows H//2: are kept.
     """
-    if frames.shape[-1] != resolution:
+    if resolution is not None and frames.shape[-1] != resolution:
         frames = F.interpolate(frames, size=(resolution, resolution), mode="bicubic")
     n, c, h, w = frames.shape
     stack = frames.reshape(n // num_frames, num_frames * c, h, w)
@@ -64,7 +72,9 @@ def build_lpips(net: str = "vgg", backbone_path: str | Path | None = None) -> nn
     """
     import lpips
 
-    model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # lpips builds the torchvision backbone with the deprecated `pretrained=False`
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
     if backbone_path is not None:
         path = Path(backbone_path)
         if not path.is_file():

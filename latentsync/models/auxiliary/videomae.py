@@ -8,6 +8,7 @@ dict, so the giant and the tiny random test files load through the same path. On
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from latentsync.checkpoints import MissingCheckpointError
 from latentsync.models.loading import CheckpointError
 
 # Heads are not visible in a state dict: the VideoMAE-v2 family's (ViT-S/B/L/H/g); other widths use 16-wide heads.
@@ -163,11 +165,13 @@ class VideoMAEv2(nn.Module):
         cls, path: str | Path, device: str | torch.device = "cpu", gradient_checkpointing: bool = False
     ) -> VideoMAEv2:
         """Load the official `.pth` (a state dict, or one under "model" / "module") strictly, in eval mode."""
+        if not Path(path).is_file():
+            raise MissingCheckpointError(
+                f"VideoMAE-v2 weights {path} not found; fetch them with `latentsync download --with-training`"
+            )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as exc:
+        except (RuntimeError, OSError, pickle.UnpicklingError) as exc:
             raise CheckpointError(f"{path}: cannot read the VideoMAE-v2 checkpoint ({exc})") from None
         for wrapper in ("model", "module"):
             if isinstance(state, Mapping) and wrapper in state:

@@ -132,7 +132,7 @@ def test_missing_weight_file_names_it_and_the_download_command(tiny, tmp_path) -
 def test_training_unet_input_equals_the_inference_input(tiny) -> None:
     """Same crops (reference = the crops, as inference uses them): the 9 conditioning channels are identical, the
     4 noisy ones are the forward diffusion of the same latents, and the audio reaches the U-Net the same way."""
-    cfg = tiny_config(tiny)
+    cfg = tiny_config(tiny, "run.pixel_space_supervise=false", "run.use_syncnet=false")
     models = load_unet_training_models(cfg, "cpu")
     vae = models.vae
     with torch.no_grad():  # a posterior with ~0 spread, so the two paths' different draw orders cannot matter
@@ -158,3 +158,55 @@ def test_training_unet_input_equals_the_inference_input(tiny) -> None:
     expected = add_noise(models.scheduler, inference[:, 9:13], train_noise, timesteps)
     torch.testing.assert_close(training[:, :4], expected, atol=1e-5, rtol=0)
     assert torch.equal(training_audio.flatten(0, 1), inference_audio)
+
+
+@pytest.mark.slow
+def test_lora_trains_only_adapters_and_merges_to_the_official_layout(tiny) -> None:
+    from latentsync.train.lora import apply_lora, lora_state_dict, merge_lora
+
+    cfg = tiny_config(tiny, "train.lora_rank=4")
+    unet = UNet3DConditionModel.from_pretrained(to_dict(cfg.model), tiny.inference.unet_checkpoint)
+    keys = list(unet.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    x, audio = torch.randn(1, 13, 4, 8, 8, generator=gen), torch.randn(4, 50, TINY_WIDTH, generator=gen)
+    with torch.no_grad():
+        before = unet(x, 500, audio).sample
+    adapters = apply_lora(unet, cfg.train.lora_rank, cfg.train.lora_alpha)
+    assert [n for n, _ in trainable_parameters(unet, cfg)] == [n for n, _ in adapters]
+    assert all(not p.requires_grad for n, p in unet.named_parameters() if "lora_" not in n)
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, 500, audio).sample, before)  # B starts at zero
+        for _, param in adapters:
+            param.add_(0.05 * torch.randn(param.shape, generator=gen))
+        adapted = unet(x, 500, audio).sample
+    assert (adapted - before).abs().max() > 1e-4
+    assert len(lora_state_dict(unet)) == len(adapters)
+    merge_lora(unet)
+    assert list(unet.state_dict()) == keys
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, 500, audio).sample, adapted, atol=1e-5, rtol=1e-4)
+
+
+def test_syncnet_loss_pixel_lower_half(tiny) -> None:
+    from latentsync.models.syncnet import StableSyncNet
+    from latentsync.train.objectives import syncnet_loss
+
+    cfg = load_config(tiny.syncnet_config, tiny.syncnet_overrides.read_text().split())
+    assert cfg.data.lower_half and not cfg.data.latent_space
+    syncnet = StableSyncNet.from_pretrained(to_dict(cfg.model), tiny.syncnet_checkpoint).train()
+    gen = torch.Generator().manual_seed(0)
+    res = cfg.data.resolution
+    batch = {
+        "frames": torch.rand(2, 16, 3, res, res, generator=gen) * 2 - 1,
+        "mel": torch.randn(2, 1, 80, 52, generator=gen),
+        "y": torch.tensor([[1.0], [0.0]]),
+    }
+    loss, cosine = syncnet_loss(syncnet, batch, cfg)
+    assert cosine.shape == (2,) and ((cosine >= 0) & (cosine <= 1)).all()
+    expected = -(torch.log(cosine[0]) + torch.log(1 - cosine[1])) / 2
+    assert abs(loss.item() - expected.item()) < 1e-5
+    loss.backward()
+    assert all(p.grad is not None for p in syncnet.parameters())
+    # The upper half of the frames never reaches the SyncNet.
+    batch["frames"][:, :, :, : res // 2] = 0
+    assert torch.equal(syncnet_loss(syncnet, batch, cfg)[1], cosine)

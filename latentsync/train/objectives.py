@@ -210,6 +210,20 @@ def unet_loss(
     `audio_embeds` (b, 16, 50, C); `mel` (b, 1, 80, 52); optionally `gt_moments`, `masked_moments`, `ref_moments`.
     The U-Net forward runs under autocast in `autocast_dtype` (None: off); everything else as the official step.
     """
+    total, terms = unet_loss_terms(models, batch, cfg, generator, autocast_dtype)
+    report = {name: float(value.detach()) for name, value in terms.items()}
+    report["total"] = float(total.detach())
+    return total, report
+
+
+def unet_loss_terms(
+    models: UNetTrainingModels,
+    batch: dict[str, Any],
+    cfg: DictConfig,
+    generator: torch.Generator | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """`unet_loss` with the terms as tensors (no host sync; what benchmarks/train_memory.py runs)."""
     run, core = cfg.run, getattr(models.unet, "module", models.unet)
     model_input, timesteps, noise, noisy = unet_step_input(models, batch, cfg, generator)
     audio = None
@@ -248,9 +262,7 @@ def unet_loss(
         "trepa": run.trepa_loss_weight,
     }
     total = sum((float(weights[name]) * value for name, value in terms.items()), torch.zeros((), device=noise.device))
-    report = {name: float(value.detach()) for name, value in terms.items()}
-    report["total"] = float(total.detach())
-    return total, report
+    return total, terms
 
 
 def syncnet_loss(

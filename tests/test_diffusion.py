@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from latentsync.config import load_config, to_dict
-from latentsync.models import UNet3DConditionModel, load_vae
 from latentsync.diffusion import DeepCache, load_scheduler
+from latentsync.models import UNet3DConditionModel, load_vae
 from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings
 from latentsync.testing import TINY_WIDTH, write_tiny_models
 

@@ -36,6 +36,7 @@ from latentsync.diffusion import (
     unet_condition,
     unet_input,
 )
+from latentsync.errors import InvalidArgumentError
 from latentsync.models.auxiliary.videomae import VideoMAEv2
 from latentsync.models.syncnet import StableSyncNet
 from latentsync.models.unet import UNet3DConditionModel
@@ -278,7 +279,7 @@ def syncnet_loss(
     f = frames.shape[1]
     if cfg.data.latent_space:
         if vae is None:
-            raise ValueError("a latent-space SyncNet config (data.latent_space: true) needs the VAE")
+            raise InvalidArgumentError("a latent-space SyncNet config (data.latent_space: true) needs the VAE")
         with torch.no_grad():
             flat = frames.flatten(0, 1).to(vae.device, vae.dtype)
             per_frame = encode_latents(vae, flat, None, batch=flat.shape[0])

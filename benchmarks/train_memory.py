@@ -46,7 +46,16 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._pytree import tree_leaves
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vram import ALLOCATOR_BLOCK, GIB, MARGIN_FACTOR, MARGIN_GIB, WHISPER_TINY, CudaMemory, _patched
+from vram import (
+    ALLOCATOR_BLOCK,
+    GIB,
+    MARGIN_FACTOR,
+    MARGIN_GIB,
+    WHISPER_TINY,
+    CudaMemory,
+    _fake_modules_movable,
+    _patched,
+)
 
 from latentsync.config import bundled_config, load_config, to_dict
 from latentsync.diffusion import load_scheduler
@@ -150,7 +159,8 @@ def project(name: str, recipe: str) -> Row:
     started = time.perf_counter()
     memory = FakeMemory()
     with ExitStack() as stack:
-        stack.enter_context(FakeTensorMode(allow_non_fake_inputs=True))
+        fake_mode = stack.enter_context(FakeTensorMode(allow_non_fake_inputs=True))
+        stack.enter_context(_fake_modules_movable(fake_mode))
         stack.enter_context(_patched(F, "scaled_dot_product_attention", fused_attention))
         models.unet.to(DEVICE)
         for part in (models.vae, models.syncnet, models.trepa):

@@ -1,0 +1,1 @@
+"""Training: the runner (data, loop, resume, DDP, logging) around the training step of `objectives`."""

@@ -71,6 +71,7 @@ CONFIGS = ["stage1", "stage1_512", "stage2", "stage2_efficient", "stage2_512"]
 RECIPES = ["official", "bf16", "latents", "lora"]
 OFFICIAL_README_GB = {"stage1": 23, "stage2": 30, "stage2_efficient": 20, "stage2_512": 55}  # README's table
 LORA_RANK = 16
+PHASES = ("unet", "decode", "lpips", "trepa", "syncnet", "backward", "step")
 DEVICE = "cpu"  # fake tensors; see the module docstring
 
 
@@ -110,6 +111,7 @@ class Row:
     trainable: int
     weights: int
     optimizer: int
+    phases: dict[str, int]
     peak: int
     seconds: float
 
@@ -196,19 +198,27 @@ def project(name: str, recipe: str) -> Row:
             for key in ("gt_moments", "masked_moments", "ref_moments"):
                 batch[key] = torch.zeros(b, f, 8, res // 8, res // 8)
         autocast = torch.bfloat16 if recipe == "bf16" else torch.float16
+        memory.watch(models.unet, "forward", "unet")
+        memory.watch(models.vae, "decode", "decode")
+        for part in ("lpips", "trepa", "syncnet"):
+            if getattr(models, part) is not None:
+                memory.watch(getattr(models, part), "forward", part)
         optimizer.zero_grad()
         loss, _ = unet_loss_terms(models, batch, cfg, autocast_dtype=autocast)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
-        optimizer.step()
+        with memory.phase("backward"):
+            loss.backward()
+        with memory.phase("step"):
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            optimizer.step()
     trainable = sum(p.numel() for p in params)
-    return Row(name, recipe, res, b, trainable, weights, optimizer_bytes, memory.peak, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Row(name, recipe, res, b, trainable, weights, optimizer_bytes, memory.phases, memory.peak, seconds)
 
 
 def table(rows: list[Row]) -> str:
     head = (
         f"{'config':<17} {'recipe':<9} {'px':>4} {'batch':>5} {'trainable':>11} {'weights':>8} {'adamw':>7} "
-        f"{'PEAK':>7} {'+margin':>8} {'README':>7} {'vs official':>11}"
+        f"{' '.join(f'{p:>8}' for p in PHASES)} {'PEAK':>7} {'+margin':>8} {'README':>7} {'vs official':>11}"
     )
     lines = [head, "-" * len(head)]
     official = {r.config: r.peak for r in rows if r.recipe == "official"}
@@ -217,7 +227,8 @@ def table(rows: list[Row]) -> str:
         change = f"{100 * (r.peak / official[r.config] - 1):+.0f}%" if r.config in official else "-"
         lines.append(
             f"{r.config:<17} {r.recipe:<9} {r.resolution:>4} {r.batch:>5} {r.trainable:>11,} {r.weights / GIB:8.2f} "
-            f"{r.optimizer / GIB:7.2f} {r.peak / GIB:7.2f} {r.with_margin:8.2f} "
+            f"{r.optimizer / GIB:7.2f} {' '.join(f'{r.phases.get(p, 0) / GIB:8.2f}' for p in PHASES)} "
+            f"{r.peak / GIB:7.2f} {r.with_margin:8.2f} "
             f"{(str(readme) + ' GB') if readme else '-':>7} {change:>11}"
         )
     return "\n".join(lines)
@@ -225,10 +236,11 @@ def table(rows: list[Row]) -> str:
 
 NOTES = f"""\
 GiB (2**30 bytes) of live tensors of one step (forward, backward, gradient clipping, AdamW step); weights = all
-models' weights; adamw = the fp32 moments; PEAK = the highest total during the step. +margin = PEAK *
-{MARGIN_FACTOR:.2f} + {MARGIN_GIB} GiB, a rough whole-card need. README = the GPU memory the official README gives
-for training that config (GB as nvidia-smi shows it: reserved memory, context included). The allocator block is
-{ALLOCATOR_BLOCK} bytes."""
+models' weights; adamw = the fp32 moments; unet .. step = the highest total while that part runs (the forwards of
+the U-Net, the VAE decode and the loss networks, then the backward pass, then clipping + AdamW); PEAK = over the
+step. +margin = PEAK * {MARGIN_FACTOR:.2f} + {MARGIN_GIB} GiB, a rough whole-card need. README = the GPU memory the
+official README gives for training that config (GB as the card shows it: reserved memory, context included). The
+allocator block is {ALLOCATOR_BLOCK} bytes."""
 
 
 def main() -> None:

@@ -142,7 +142,7 @@ def trainable_parameters(unet: nn.Module, cfg: DictConfig) -> list[tuple[str, nn
     LoRA adapters when the U-Net has them; else, with motion modules, every parameter whose name contains one
     of `run.trainable_modules` (the official substring rule); else (stage 1) every parameter.
     """
-    core = getattr(unet, "module", unet)
+    core: nn.Module = getattr(unet, "module", unet)
     named = list(core.named_parameters())
     selected = [(n, p) for n, p in named if "lora_" in n]
     if not selected:
@@ -225,7 +225,8 @@ def unet_loss_terms(
     autocast_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """`unet_loss` with the terms as tensors (no host sync; what benchmarks/train_memory.py runs)."""
-    run, core = cfg.run, getattr(models.unet, "module", models.unet)
+    run = cfg.run
+    core: Any = getattr(models.unet, "module", models.unet)  # the bare U-Net under a DDP wrapper
     model_input, timesteps, noise, noisy = unet_step_input(models, batch, cfg, generator)
     audio = None
     if core.config.add_audio_layer:

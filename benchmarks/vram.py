@@ -84,9 +84,10 @@ from whisper.model import ModelDimensions
 from latentsync.audio import SAMPLE_RATE, AudioEncoder
 from latentsync.checkpoints import VERSIONS, get_version
 from latentsync.config import bundled_config, load_config, to_dict
+from latentsync.diffusion import load_scheduler
 from latentsync.models import UNet3DConditionModel
 from latentsync.models.vae import SD_VAE_CONFIG
-from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler
+from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings
 
 GIB = 2**30
 ALLOCATOR_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to a multiple of this

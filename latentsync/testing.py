@@ -42,7 +42,7 @@ class TinyModels:
             "--no-download",
         ]  # fmt: skip
 
-    def load_pipeline(self) -> "LipsyncPipeline":
+    def load_pipeline(self) -> LipsyncPipeline:
         from latentsync.pipelines.lipsync import LipsyncPipeline
 
         return LipsyncPipeline.from_pretrained(
@@ -107,3 +107,97 @@ def write_tiny_models(folder: str | Path, resolution: int = 64, seed: int = 0) -
     vae_folder = folder / "vae"
     vae.save_pretrained(vae_folder)
     return TinyModels(unet_config, unet_checkpoint, whisper_checkpoint, vae_folder, resolution)
+
+
+@dataclass(frozen=True)
+class TinyTrainingModels:
+    """The inference set plus what training loads, and the override files that point the configs at them."""
+
+    inference: TinyModels
+    syncnet_config: Path
+    syncnet_checkpoint: Path
+    videomae: Path
+    lpips_backbone: Path
+    unet_overrides: Path
+    syncnet_overrides: Path
+
+
+def _tiny_syncnet_model(resolution: int) -> dict:
+    """A narrow StableSyncNet whose visual encoder reduces the lower half of R px crops (R a power of 2) to 1x1."""
+    blocks = resolution.bit_length() - 1  # one (1, 2) block, then halving blocks down to 1x1
+    return {
+        "audio_encoder": {
+            "in_channels": 1,
+            "block_out_channels": [32] * 6 + [64],  # 64 at the end: GroupNorm(32) needs 2 values a group at 1x1
+            "downsample_factors": [[2, 1], 2, 2, 1, 2, 2, [2, 3]],  # the official mel path: (80, 52) to 1x1
+            "attn_blocks": [0, 0, 0, 1, 0, 0, 0],
+            "dropout": 0.0,
+        },
+        "visual_encoder": {
+            "in_channels": 48,
+            "block_out_channels": [32] * (blocks - 1) + [64],
+            "downsample_factors": [[1, 2]] + [2] * (blocks - 1),
+            "attn_blocks": [0] * (blocks - 2) + [1, 0],
+            "dropout": 0.0,
+        },
+    }
+
+
+def write_tiny_training_models(folder: str | Path, resolution: int = 64, seed: int = 0) -> TinyTrainingModels:
+    """Everything `latentsync train` loads, tiny and random, in the official formats, plus two override files.
+
+    Besides `write_tiny_models`' set: `syncnet_tiny.yaml` / `syncnet_tiny.pt` (pixel, lower half), a VideoMAE-v2
+    in the official key layout, a torchvision SqueezeNet backbone for LPIPS, and `train_unet.overrides` /
+    `train_syncnet.overrides` (one key=value a line) for `unet_tiny.yaml` (stage 2, all four losses) and
+    `syncnet_tiny.yaml`: `latentsync train unet --config DIR/unet_tiny.yaml $(cat DIR/train_unet.overrides)`.
+    """
+    from torchvision.models import squeezenet1_1
+
+    from latentsync.models.auxiliary.videomae import VideoMAEConfig, VideoMAEv2
+    from latentsync.models.syncnet import StableSyncNet
+
+    if resolution < 8 or resolution & (resolution - 1):
+        raise ValueError(f"tiny training models need a power-of-two resolution, got {resolution}")
+    folder = Path(folder)
+    inference = write_tiny_models(folder, resolution, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    model = _tiny_syncnet_model(resolution)
+    syncnet = StableSyncNet(model)
+    _randomize(syncnet, gen)
+    syncnet_checkpoint = folder / "syncnet_tiny.pt"
+    torch.save({"state_dict": syncnet.state_dict(), "global_step": 0}, syncnet_checkpoint)
+    cfg = load_config(bundled_config("syncnet/syncnet_16_pixel_attn.yaml"))
+    cfg.model = OmegaConf.merge(cfg.model, model)
+    cfg.data.resolution = resolution
+    cfg.ckpt.inference_ckpt_path = str(syncnet_checkpoint)
+    syncnet_config = folder / "syncnet_tiny.yaml"
+    OmegaConf.save(cfg, syncnet_config)
+
+    videomae = VideoMAEv2(VideoMAEConfig(embed_dim=32, depth=1, num_heads=2, mlp_hidden=64, num_classes=4))
+    _randomize(videomae, gen)
+    videomae_path = folder / "videomae_tiny.pth"
+    torch.save({"model": videomae.state_dict()}, videomae_path)
+
+    lpips_backbone = folder / "squeezenet1_1_tiny.pth"
+    torch.save(squeezenet1_1(weights=None).state_dict(), lpips_backbone)
+
+    common = [f"data.resolution={resolution}", "data.num_workers=0", "run.max_train_steps=4", "ckpt.save_ckpt_steps=2"]
+    unet_lines = [
+        f"ckpt.resume_ckpt_path={inference.unet_checkpoint}",
+        f"weights.vae={inference.vae}",
+        f"weights.whisper={inference.whisper_checkpoint}",
+        f"weights.trepa={videomae_path}",
+        f"weights.lpips_vgg={lpips_backbone}",
+        "weights.lpips_net=squeeze",
+        f"data.syncnet_config_path={syncnet_config}",
+        "data.batch_size=1",
+        *common,
+    ]
+    syncnet_lines = ["data.batch_size=2", "data.num_val_samples=4", "run.validation_steps=2", *common]
+    unet_overrides, syncnet_overrides = folder / "train_unet.overrides", folder / "train_syncnet.overrides"
+    unet_overrides.write_text("\n".join(unet_lines) + "\n")
+    syncnet_overrides.write_text("\n".join(syncnet_lines) + "\n")
+    return TinyTrainingModels(
+        inference, syncnet_config, syncnet_checkpoint, videomae_path, lpips_backbone, unet_overrides, syncnet_overrides
+    )

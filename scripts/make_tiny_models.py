@@ -1,6 +1,13 @@
-"""Write tiny random-weight models in the official formats, to try `latentsync infer` without the real weights.
+"""Write tiny random-weight models in the official formats, to try `latentsync infer` (and, with --training,
+`latentsync train`) without the real weights.
 
     python scripts/make_tiny_models.py /tmp/tiny
+
+    python scripts/make_tiny_models.py /tmp/tiny --training
+    latentsync train unet --config /tmp/tiny/unet_tiny.yaml $(cat /tmp/tiny/train_unet.overrides) \\
+        data.train_data_dir=CLIPS
+    latentsync train syncnet --config /tmp/tiny/syncnet_tiny.yaml $(cat /tmp/tiny/train_syncnet.overrides) \\
+        data.train_data_dir=CLIPS
 
 prints the `latentsync infer` command that runs on them (CPU, no download). The output mouth is noise: this checks
 an installation and the plumbing, not lip sync.
@@ -8,15 +15,26 @@ an installation and the plumbing, not lip sync.
 
 from __future__ import annotations
 
+import argparse
 import shlex
-import sys
 
-from latentsync.testing import write_tiny_models
+from latentsync.testing import write_tiny_models, write_tiny_training_models
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    tiny = write_tiny_models(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder")
+    parser.add_argument("--training", action="store_true", help="also the models and overrides training loads")
+    args = parser.parse_args()
+    tiny = write_tiny_training_models(args.folder).inference if args.training else write_tiny_models(args.folder)
     command = ["latentsync", "infer", "--video", "talk.mp4", "--audio", "speech.wav", "--output", "out.mp4"]
-    print(f"Tiny models written to {sys.argv[1]}. Try them on your own clip (mouth will be noise):\n")
+    print(f"Tiny models written to {args.folder}. Try them on your own clip (mouth will be noise):
+")
     print("  " + shlex.join(command + tiny.cli_args()))
+    if args.training:
+        folder = shlex.quote(args.folder)
+        print("
+and train them on aligned clips (see `latentsync preprocess`):
+")
+        for kind in ("unet", "syncnet"):
+            overrides = f"$(cat {folder}/train_{kind}.overrides)"
+            print(f"  latentsync train {kind} --config {folder}/{kind}_tiny.yaml {overrides} data.train_data_dir=CLIPS")

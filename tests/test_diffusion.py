@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from latentsync.config import load_config, to_dict
+from latentsync.diffusion import DeepCache, load_scheduler
 from latentsync.models import UNet3DConditionModel, load_vae
-from latentsync.models.unet import DeepCache
-from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler
+from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings
 from latentsync.testing import TINY_WIDTH, write_tiny_models
 
 

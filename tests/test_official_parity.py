@@ -16,11 +16,12 @@ from diffusers import AutoencoderKL
 
 from conftest import GOLDEN, decode_frames
 from latentsync.audio import AudioEncoder
+from latentsync.diffusion import load_scheduler, seeded_generator
 from latentsync.faces.align import FaceAligner
 from latentsync.faces.mask import diffusion_inputs, fixed_mask
 from latentsync.faces.paste import paste_back
 from latentsync.models.unet import UNet3DConditionModel
-from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler, seeded_generator
+from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings
 from latentsync.pipelines.lipsync import LipsyncPipeline
 
 DATA = Path(__file__).parent / "data" / "official_pipeline_small.pt"

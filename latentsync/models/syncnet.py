@@ -128,7 +128,7 @@ class DownEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_in(x)
-        use_checkpoint = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        use_checkpoint = self.gradient_checkpointing and torch.is_grad_enabled()  # frozen in eval mode too
         for block in self.down_blocks:
             x = checkpoint(block, x, use_reentrant=False) if use_checkpoint else block(x)
         return F.relu(self.norm_out(x))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from diffusers.models.attention_processor import Attention, AttentionProcessor
@@ -24,35 +24,14 @@ from .loading import LoadReport, load_into, read_checkpoint
 from .resnet import InflatedConv3d
 from .unet_blocks import DownBlock3D, Stage, StageOptions, UNetMidBlock3DCrossAttn, UpBlock3D
 
+if TYPE_CHECKING:
+    from latentsync.diffusion.deepcache import DeepCache
+
 logger = logging.getLogger(__name__)
 
 @dataclass
 class UNet3DConditionOutput(BaseOutput):
     sample: torch.Tensor
-
-
-class DeepCache:
-    """DeepCache (Ma et al., 2024) for the denoising loop: reuse the deep U-Net features between steps.
-
-    Every `interval`-th step runs the whole U-Net and keeps the input of the last layer of the last up stage; the
-    steps in between run only conv_in, that last layer (on the kept features and the fresh conv_in skip) and the
-    output convolution. This is DeepCache's shallowest branch (cache_branch_id 0), which the official
-    `--enable_deepcache` uses with interval 3. Call `step(i)` before each denoising step and `reset()` before a new
-    chunk.
-    """
-
-    def __init__(self, interval: int = 3) -> None:
-        if interval < 1:
-            raise ValueError(f"DeepCache interval must be at least 1, not {interval}")
-        self.interval = interval
-        self.reset()
-
-    def reset(self) -> None:
-        self.features: torch.Tensor | None = None
-        self.refresh = True
-
-    def step(self, index: int) -> None:
-        self.refresh = index % self.interval == 0 or self.features is None
 
 
 class UNet3DConditionModel(nn.Module):

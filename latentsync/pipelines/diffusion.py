@@ -8,19 +8,26 @@ the generated pixels only inside the mouth mask.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler
-from diffusers.utils.torch_utils import randn_tensor
 
-from latentsync.config import bundled_config
-from latentsync.models.unet import DeepCache, UNet3DConditionModel
+from latentsync.diffusion import (
+    DeepCache,
+    decode_latents,
+    encode_latents,
+    from_video,
+    initial_noise,
+    latent_mask,
+    null_audio,
+    to_video,
+    unet_condition,
+    unet_input,
+)
+from latentsync.models.unet import UNet3DConditionModel
 
 
 @dataclass
@@ -29,22 +36,6 @@ class DiffusionSettings:
     guidance_scale: float = 1.5
     deepcache_interval: int = 0  # 0: off; 3 is the interval the official --enable_deepcache uses
     vae_batch: int = 8  # frames per VAE encode/decode call: bounds activation memory (benchmarks/vram.py)
-
-
-def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
-    """The random source for one video, on the device that runs the U-Net when that is a GPU.
-
-    The official script seeds the global generators and draws on the GPU, so a CUDA generator with the same seed
-    reproduces its noise there; elsewhere (CPU, and MPS, where the official code draws on the CPU) it is a CPU one.
-    """
-    device = torch.device(device)
-    return torch.Generator(device if device.type == "cuda" else "cpu").manual_seed(seed)
-
-
-def load_scheduler(path: str | Path | None = None) -> DDIMScheduler:
-    """The DDIM scheduler of `configs/scheduler_config.json` (or a user's file of the same form)."""
-    config = json.loads(Path(path or bundled_config("scheduler_config.json")).read_text())
-    return DDIMScheduler.from_config(config)
 
 
 class ChunkDenoiser:
@@ -73,8 +64,7 @@ class ChunkDenoiser:
         Drawn in the U-Net's dtype, as the official pipeline draws it, so that fp16 runs start from its noise.
         """
         size = resolution // self.latent_scale
-        shape = (1, self.vae.config.latent_channels, 1, size, size)
-        return randn_tensor(shape, generator=generator, device=self.unet.device, dtype=self.unet.dtype)
+        return initial_noise(self.vae.config.latent_channels, size, generator, self.unet.device, self.unet.dtype)
 
     @torch.no_grad()
     def __call__(
@@ -101,13 +91,13 @@ class ChunkDenoiser:
         with self._vae_ready():  # one visit for both encodes
             masked_latents = self._encode(pixel_values * mask, generator)
             reference_latents = self._encode(pixel_values, generator)
-        mask_latents = F.interpolate(mask, size=masked_latents.shape[-2:])
-        condition = torch.cat([_video(mask_latents), _video(masked_latents), _video(reference_latents)], dim=1)
+        mask_latents = latent_mask(mask, masked_latents.shape[-2:])
+        condition = unet_condition(*(to_video(x, frames) for x in (mask_latents, masked_latents, reference_latents)))
 
         if audio_embeds is not None:
             audio_embeds = audio_embeds.to(device, dtype)
             if guided:
-                audio_embeds = torch.cat([torch.zeros_like(audio_embeds), audio_embeds])
+                audio_embeds = torch.cat([null_audio(audio_embeds), audio_embeds])
         if guided:
             condition = torch.cat([condition, condition])
 
@@ -119,14 +109,14 @@ class ChunkDenoiser:
             if self.deep_cache is not None:
                 self.deep_cache.step(i)
             model_input = torch.cat([latents, latents]) if guided else latents
-            model_input = torch.cat([self.scheduler.scale_model_input(model_input, t), condition], dim=1)
+            model_input = unet_input(self.scheduler.scale_model_input(model_input, t), condition)
             noise_pred = self.unet(model_input, t, audio_embeds, deep_cache=self.deep_cache).sample
             if guided:
                 unconditional, conditional = noise_pred.chunk(2)
                 noise_pred = unconditional + s.guidance_scale * (conditional - unconditional)
             latents = self.scheduler.step(noise_pred, t, latents).prev_sample
 
-        decoded = self._decode(latents[0].transpose(0, 1))
+        decoded = self._decode(from_video(latents))
         return decoded * (1 - mask) + pixel_values * mask
 
     @contextmanager
@@ -140,28 +130,11 @@ class ChunkDenoiser:
                 self.vae.to("cpu")
 
     def _encode(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Sampled VAE latents, scaled (call inside `_vae_ready`).
-
-        The encoder runs in batches of `vae_batch` frames, but the posterior noise is one draw for the whole chunk,
-        as in the official single-batch encode: the batch size bounds memory and never changes the result.
-        """
-        vae = self.vae
-        batches = images.split(self.settings.vae_batch)
-        dists = [vae.encode(batch.to(vae.device, vae.dtype)).latent_dist for batch in batches]
-        mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
-        noise = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        latents = (mean + std * noise) * vae.config.scaling_factor
+        """Sampled, scaled VAE latents in the U-Net's dtype (call inside `_vae_ready`)."""
+        latents = encode_latents(self.vae, images, generator, self.settings.vae_batch)
         return latents.to(self.unet.device, self.unet.dtype)
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
         with self._vae_ready() as vae:
-            parts = [
-                vae.decode(batch.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
-                for batch in latents.split(self.settings.vae_batch)
-            ]
-        return torch.cat(parts).to(self.unet.device, self.unet.dtype)
-
-
-def _video(latents: torch.Tensor) -> torch.Tensor:
-    """(f, c, h, w) per-frame tensors to the U-Net's (1, c, f, h, w) clip layout."""
-    return latents.transpose(0, 1).unsqueeze(0)
+            decoded = decode_latents(vae, latents, self.settings.vae_batch)
+        return decoded.to(self.unet.device, self.unet.dtype)

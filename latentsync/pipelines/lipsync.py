@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from latentsync.audio import SAMPLE_RATE, AudioEncoder, AudioFeatureStream, load_audio
 from latentsync.checkpoints import DEFAULT_VERSION, checkpoint_paths, get_version
 from latentsync.config import ConfigError, bundled_config, load_config, to_dict
+from latentsync.diffusion import load_scheduler, seeded_generator
 from latentsync.errors import InvalidArgumentError, LatentSyncError
 from latentsync.faces import create_detector
 from latentsync.faces.align import crop_face
@@ -36,7 +37,7 @@ from latentsync.faces.track import REDETECT_EVERY, FaceTrack, track_faces
 from latentsync.media import SYNC_MODES, FrameSource, MediaError, SyncPlan, VideoReader, VideoWriter, plan_sync, probe
 from latentsync.models import UNet3DConditionModel, load_vae
 
-from .diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler, seeded_generator
+from .diffusion import ChunkDenoiser, DiffusionSettings
 
 logger = logging.getLogger(__name__)
 

@@ -1,1 +1,2 @@
-"""Third-party networks that load the official `auxiliary/` weight files unchanged (evaluation and data filters)."""
+"""Third-party networks that load the official `auxiliary/` weight files unchanged (training losses, evaluation
+and data filters); inference never needs them."""

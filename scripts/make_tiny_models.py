@@ -27,14 +27,11 @@ if __name__ == "__main__":
     args = parser.parse_args()
     tiny = write_tiny_training_models(args.folder).inference if args.training else write_tiny_models(args.folder)
     command = ["latentsync", "infer", "--video", "talk.mp4", "--audio", "speech.wav", "--output", "out.mp4"]
-    print(f"Tiny models written to {args.folder}. Try them on your own clip (mouth will be noise):
-")
+    print(f"Tiny models written to {args.folder}. Try them on your own clip (mouth will be noise):\n")
     print("  " + shlex.join(command + tiny.cli_args()))
     if args.training:
         folder = shlex.quote(args.folder)
-        print("
-and train them on aligned clips (see `latentsync preprocess`):
-")
+        print("\nand train them on aligned clips (see `latentsync preprocess`):\n")
         for kind in ("unet", "syncnet"):
             overrides = f"$(cat {folder}/train_{kind}.overrides)"
             print(f"  latentsync train {kind} --config {folder}/{kind}_tiny.yaml {overrides} data.train_data_dir=CLIPS")

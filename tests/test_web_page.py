@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ASSETS
+from latentsync.config.defaults import INFERENCE
 from latentsync.server import ServerSettings
 from test_server import LiveServer, short_speech
 
@@ -60,6 +61,9 @@ def test_the_page_uploads_waits_and_plays_the_result(server, browser, tmp_path) 
     browser.find_element(By.ID, "video-file").send_keys(str(ASSETS / "demo1_video.mp4"))
     browser.find_element(By.ID, "audio-file").send_keys(str(short_speech(tmp_path)))
     steps = browser.find_element(By.ID, "steps")
+    # The page shows the server's inference defaults before the user changes them.
+    WebDriverWait(browser, 10).until(lambda _: steps.get_attribute("value") == str(INFERENCE.steps))
+    assert browser.find_element(By.ID, "seed").get_attribute("value") == str(INFERENCE.seed)
     steps.clear()
     steps.send_keys("1")
     browser.find_element(By.ID, "submit").click()

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from latentsync.cli.options import add_model_options, load_pipeline, point
+from latentsync.config.defaults import INFERENCE
 from latentsync.errors import LatentSyncError
 from latentsync.media.sync import SYNC_MODES
 
@@ -45,13 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     inf.add_argument("--video", required=True, help="input talking-head video (any format and frame rate)")
     inf.add_argument("--audio", required=True, help="speech: any audio file, or a video whose sound to use")
     inf.add_argument("--output", required=True, help="output .mp4 (written only when complete)")
-    inf.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
-    inf.add_argument("--guidance-scale", type=float, default=1.5, help="audio guidance; 1 turns it off (default 1.5)")
-    inf.add_argument("--seed", type=int, default=1247, help="the same seed gives the same output (default 1247)")
-    inf.add_argument("--sync-mode", choices=SYNC_MODES, default="cut_off",
+    inf.add_argument("--steps", type=int, default=INFERENCE.steps, help=f"DDIM steps (default {INFERENCE.steps})")
+    inf.add_argument("--guidance-scale", type=float, default=INFERENCE.guidance_scale,
+                     help=f"audio guidance; 1 turns it off (default {INFERENCE.guidance_scale})")
+    inf.add_argument("--seed", type=int, default=INFERENCE.seed,
+                     help=f"the same seed gives the same output (default {INFERENCE.seed})")
+    inf.add_argument("--sync-mode", choices=SYNC_MODES, default=INFERENCE.sync_mode,
                      help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)")
     inf.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
-    inf.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
+    inf.add_argument("--batch-frames", type=int, default=INFERENCE.batch_frames,
+                     help=f"frames per diffusion chunk (default {INFERENCE.batch_frames})")
     inf.add_argument("--face-index", type=int, default=None, help="with several faces: the N-th from the left (then followed)")
     inf.add_argument("--face-at", type=point, default=None, metavar="X,Y", help="with several faces: the one at X,Y (then followed)")
     inf.add_argument("--audio-windows", choices=["official", "overlap"], default="official",

@@ -12,6 +12,8 @@ from typing import Iterator
 import av
 import numpy as np
 
+from latentsync.constants import VIDEO_FPS
+
 from .errors import MediaError
 
 
@@ -36,7 +38,7 @@ class VideoInfo:
     rotation: int
     codec: str
 
-    def frames_at(self, fps: float | Fraction = 25) -> int:
+    def frames_at(self, fps: float | Fraction = VIDEO_FPS) -> int:
         """How many frames a reader retimed to `fps` yields: duration * fps, halves rounded up."""
         return math.floor(self.duration * fps + 0.5)
 

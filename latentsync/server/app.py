@@ -27,6 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from latentsync import __version__
+from latentsync.config.defaults import INFERENCE
+from latentsync.media.sync import SyncMode
 from latentsync.server.fetch import FetchError, check_scheme
 from latentsync.server.jobs import Job, JobStore
 from latentsync.server.settings import MB, ServerSettings
@@ -55,12 +57,14 @@ class LipsyncRequest(BaseModel):
 
     video: str = Field(description="http(s) URL of the video, or a download_url from the upload endpoint")
     audio: str = Field(description="http(s) URL of the speech (any audio, or a video's sound), or an upload URL")
-    sync_mode: Literal["cut_off", "loop", "bounce", "silence", "remap"] = Field(
-        "cut_off", description="when the lengths differ: cut_off, loop, bounce, silence or remap"
+    sync_mode: SyncMode = Field(
+        INFERENCE.sync_mode, description="when the lengths differ: cut_off, loop, bounce, silence or remap"
     )
-    steps: int = Field(20, ge=1, le=100, description="DDIM steps")
-    guidance_scale: float = Field(1.5, ge=1.0, le=10.0, description="audio guidance; 1 turns it off")
-    seed: int = Field(1247, ge=0, le=2**63 - 1, description="the same seed gives the same output")
+    steps: int = Field(INFERENCE.steps, ge=1, le=100, description="DDIM steps")
+    guidance_scale: float = Field(
+        INFERENCE.guidance_scale, ge=1.0, le=10.0, description="audio guidance; 1 turns it off"
+    )
+    seed: int = Field(INFERENCE.seed, ge=0, le=2**63 - 1, description="the same seed gives the same output")
 
 
 class Urls(BaseModel):
@@ -252,9 +256,9 @@ def create_app(settings: ServerSettings, pipeline: Pipeline) -> FastAPI:
     app.include_router(api)
 
     @app.get("/health", tags=["server"])
-    def health() -> dict[str, str]:
-        """Liveness; needs no API key."""
-        return {"status": "ok", "version": __version__}
+    def health() -> dict[str, object]:
+        """Liveness, and the inference defaults the web page shows; needs no API key."""
+        return {"status": "ok", "version": __version__, "defaults": INFERENCE.as_dict()}
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

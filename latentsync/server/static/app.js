@@ -116,6 +116,19 @@ async function follow(card, id) {
   }
 }
 
+const NUMBER_FIELDS = { steps: "steps", guidance_scale: "guidance-scale", seed: "seed" };
+
+// The settings start at the server's inference defaults (one source for the CLI, the API and this page).
+fetch("health")
+  .then((response) => response.json())
+  .then(({ defaults }) => {
+    $("sync-mode").value = defaults.sync_mode;
+    for (const [name, id] of Object.entries(NUMBER_FIELDS)) {
+      if ($(id).value === "") $(id).value = defaults[name];
+    }
+  })
+  .catch(() => {}); // the fields stay empty and the server applies its defaults
+
 $("job-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const button = $("submit");
@@ -127,10 +140,11 @@ $("job-form").addEventListener("submit", async (event) => {
       video: await inputUrl("video"),
       audio: await inputUrl("audio"),
       sync_mode: $("sync-mode").value,
-      steps: Number($("steps").value),
-      guidance_scale: Number($("guidance-scale").value),
-      seed: Number($("seed").value),
     };
+    // A field left empty takes the server's default.
+    for (const [name, id] of Object.entries(NUMBER_FIELDS)) {
+      if ($(id).value !== "") body[name] = Number($(id).value);
+    }
     const job = await call(`${API}/bytedance/latentsync`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },

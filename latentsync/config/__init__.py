@@ -17,7 +17,7 @@ from latentsync.errors import LatentSyncError
 
 T = TypeVar("T")
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 class ConfigError(LatentSyncError, ValueError):

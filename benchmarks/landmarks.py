@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 
 from latentsync.faces import create_detector, select_face
-
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+from latentsync.testing.assets import ASSETS
 
 
 def frames_of(path: Path, limit: int):

@@ -34,8 +34,8 @@ import numpy as np
 
 from latentsync.config.defaults import INFERENCE
 from latentsync.runtime import StageTimer
+from latentsync.testing.assets import ASSETS
 
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
 CHUNK = INFERENCE.batch_frames  # frames per synthesis request
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
-
 import numpy as np
 import pytest
 import torch
 
-from conftest import ASSETS, REPO, write_wav
 from latentsync import cli
 from latentsync.audio import load_audio
+from latentsync.config import bundled_config
 from latentsync.media import VideoReader, VideoWriter, probe
-from latentsync.testing import write_tiny_models
+from latentsync.testing import ASSETS, psnr, write_tiny_models, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +30,6 @@ def one_second(tmp_path_factory) -> Path:
 def infer(tiny, video, audio, output, *extra: str) -> int:
     return cli.main(["infer", "--video", str(video), "--audio", str(audio), "--output", str(output),
                      "--steps", "1", "--quiet", *tiny.cli_args(), *extra])  # fmt: skip
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / mse))
 
 
 @pytest.mark.parametrize("clip", ["demo1_video.mp4", "demo3_video.mp4"])  # 25 fps and 30 fps sources
@@ -80,7 +74,7 @@ def bad_inputs(tmp_path: Path, one_second: Path, faceless: Path) -> dict[str, tu
         stream.width, stream.height = 64, 64
         container.mux(stream.encode(None))
     broken_config = tmp_path / "typo.yaml"
-    broken_config.write_text((REPO / "configs/unet/stage2.yaml").read_text().replace("num_frames:", "num_frame:"))
+    broken_config.write_text(bundled_config("unet/stage2.yaml").read_text().replace("num_frames:", "num_frame:"))
     return {
         "missing video": (tmp_path / "nope.mp4", one_second, "no such file"),
         "not media": (text, one_second, "notes.mp4"),

@@ -14,7 +14,6 @@ import pytest
 import torch
 from diffusers import AutoencoderKL
 
-from conftest import GOLDEN, decode_frames
 from latentsync.audio import AudioEncoder
 from latentsync.faces.align import FaceAligner
 from latentsync.faces.mask import diffusion_inputs, fixed_mask
@@ -22,6 +21,7 @@ from latentsync.faces.paste import paste_back
 from latentsync.models.unet import UNet3DConditionModel
 from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler, seeded_generator
 from latentsync.pipelines.lipsync import LipsyncPipeline
+from latentsync.testing import GOLDEN, decode_frames, write_whisper_checkpoint
 
 DATA = Path(__file__).parent / "data" / "official_pipeline_small.pt"
 
@@ -58,8 +58,7 @@ def vae(official: dict) -> AutoencoderKL:
 def audio_encoder(tmp_path_factory: pytest.TempPathFactory) -> AudioEncoder:
     ref = torch.load(GOLDEN / "whisper_tiny_random_encoder.pt", weights_only=True)
     path = tmp_path_factory.mktemp("whisper") / "tiny.pt"
-    torch.save({"dims": ref["dims"], "model_state_dict": ref["encoder_state_dict"]}, path)
-    return AudioEncoder(path)
+    return AudioEncoder(write_whisper_checkpoint(path, ref["dims"], ref["encoder_state_dict"]))
 
 
 def restored_region(official: dict, video: np.ndarray) -> np.ndarray:

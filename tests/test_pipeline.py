@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ASSETS
 from latentsync.audio import load_audio
 from latentsync.faces import NoFaceError
 from latentsync.media import VideoReader
 from latentsync.pipelines.lipsync import LipsyncPipeline
-from latentsync.testing import write_tiny_models
+from latentsync.testing import ASSETS, write_tiny_models
 
 SECOND = 16000
 

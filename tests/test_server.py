@@ -27,51 +27,18 @@ import httpx
 import numpy as np
 import pytest
 import torch
-import uvicorn
+from helpers.live_server import SPEECH_SECONDS, LiveServer, short_speech
 
-from conftest import ASSETS, write_wav
 from latentsync import cli
-from latentsync.audio import load_audio
 from latentsync.media import SYNC_MODES, VideoWriter, probe
-from latentsync.pipelines.lipsync import LipsyncPipeline
-from latentsync.server import MODELS, ServerSettings, create_app
+from latentsync.server import MODELS, ServerSettings
 from latentsync.server.app import LipsyncRequest
 from latentsync.server.fetch import FetchError, FetchPolicy, blocked_reason, fetch
 from latentsync.server.jobs import JobStore
 from latentsync.server.storage import Storage, UnknownFile
-from latentsync.testing import TinyModels, write_tiny_models
+from latentsync.testing import ASSETS, TinyModels, write_tiny_models, write_wav
 
-SPEECH_SECONDS = 0.4  # 10 output frames: the shortest job that still runs every stage
 LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.1/32"),)  # the test file server's address, and nothing else
-
-
-# --- helpers the web page test shares ---------------------------------------------------------------------------
-def short_speech(folder: Path) -> Path:
-    return write_wav(folder / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[: int(16000 * SPEECH_SECONDS)])
-
-
-class LiveServer:
-    """create_app under a real uvicorn, in a thread, on a free loopback port."""
-
-    def __init__(self, settings: ServerSettings, pipeline: LipsyncPipeline, api_key: str | None = None) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.settings = settings
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, pipeline), log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
-            time.sleep(0.05)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=self.url, timeout=30, headers=headers)
-
-    def stop(self) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(15)
 
 
 def upload(client: httpx.Client, path: Path) -> str:
@@ -478,7 +445,9 @@ def test_a_restart_in_the_middle_of_the_queue_loses_no_job(tiny, pipeline, media
             time.sleep(0.25)
         video, speech = upload(client, ASSETS / "demo1_video.mp4"), upload(client, media["speech"])
         first, second = (submit(client, video=video, audio=speech)["id"] for _ in range(2))
+        deadline = time.monotonic() + 60
         while result(client, first)["status"] != "processing":
+            assert time.monotonic() < deadline, "the first job did not start"
             time.sleep(0.05)
         process.send_signal(signal.SIGTERM)  # a stop mid-job: it must not wait for the job to end
         process.wait(timeout=30)

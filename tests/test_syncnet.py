@@ -7,12 +7,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, read_manifest
 from omegaconf import OmegaConf
 
 import latentsync.models.syncnet as syncnet_module
+from latentsync.config import bundled_config
 from latentsync.models.loading import CheckpointError
 from latentsync.models.syncnet import StableSyncNet, SyncNetConfigError, SyncNetInputError
+from latentsync.testing import read_manifest
 
 TINY = {  # smallest net with attention on both sides: 6x6 images and 6x6 mels reduce to 1x1
     "audio_encoder": {"in_channels": 1, "block_out_channels": [32, 64], "downsample_factors": [2, 2],
@@ -23,7 +24,7 @@ TINY = {  # smallest net with attention on both sides: 6x6 images and 6x6 mels r
 
 
 def model_config(name: str):
-    return OmegaConf.load(REPO / "configs" / "syncnet" / f"syncnet_{name}.yaml").model
+    return OmegaConf.load(bundled_config(f"syncnet/syncnet_{name}.yaml")).model
 
 
 @pytest.fixture(scope="module")

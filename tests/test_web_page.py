@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.live_server import LiveServer, short_speech
 
-from conftest import ASSETS
 from latentsync.config.defaults import INFERENCE
 from latentsync.server import ServerSettings
-from test_server import LiveServer, short_speech
+from latentsync.testing import ASSETS
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
 from selenium.webdriver.common.by import By

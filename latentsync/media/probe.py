@@ -73,6 +73,22 @@ def open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, 
             raise MediaError(f"{path}: decoding failed ({error})") from error
 
 
+def media_duration(path: str | Path) -> float:
+    """Seconds of any media file (video or audio), read from its headers without decoding; 0 when it states none.
+
+    Cheaper than `probe` and not limited to video: servers use it to refuse over-long inputs before any work.
+    """
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: not a readable media file ({exc})") from exc
+    with container:
+        if container.duration is not None:
+            return container.duration / av.time_base
+        stated = [float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base]
+        return max(stated, default=0.0)
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Read the stream headers and decode the first frame (to prove there is one and read its rotation)."""
     path = Path(path)

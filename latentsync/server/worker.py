@@ -13,10 +13,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import av
-
 from latentsync.errors import LatentSyncError
-from latentsync.media import MediaError
+from latentsync.media import MediaError, media_duration
 from latentsync.server.fetch import FetchError, FetchPolicy, fetch
 from latentsync.server.jobs import Job, JobStore
 from latentsync.server.settings import ServerSettings
@@ -29,19 +27,6 @@ Pipeline = Callable[..., object]  # LipsyncPipeline or anything called like it
 
 class InputTooLong(LatentSyncError, ValueError):
     """A video or audio input longer than the server accepts."""
-
-
-def media_seconds(path: Path) -> float:
-    """The container's duration, read from its headers (no decoding), 0 when it states none."""
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise MediaError(f"{path}: not a readable media file ({exc})") from exc
-    with container:
-        if container.duration is not None:
-            return container.duration / av.time_base
-        stated = [float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base]
-        return max(stated, default=0.0)
 
 
 class Worker:
@@ -91,7 +76,7 @@ class Worker:
                 inputs[kind] = self._input(job.params[kind], work / kind, kind)
                 labels[str(inputs[kind])] = " and ".join(filter(None, (labels.get(str(inputs[kind])), kind)))
             for kind, path in inputs.items():
-                seconds = media_seconds(path)
+                seconds = media_duration(path)
                 if seconds > self.settings.max_duration:
                     raise InputTooLong(
                         f"the {kind} is {seconds:.1f} s long; this server accepts media up to "

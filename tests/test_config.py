@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from latentsync.config import CONFIG_DIR, ConfigError, bundled_config, load_config
+from latentsync.config import (
+    CONFIG_DIR,
+    MASK_VARIANTS,
+    ConfigError,
+    bundled_config,
+    load_config,
+    mask_variant,
+    save_config,
+)
 from latentsync.models.unet import UNetConfig
 
 
@@ -70,3 +78,33 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 def test_model_section_defaults_are_the_release_architecture() -> None:
     cfg = UNetConfig.from_any(load_config(bundled_config("unet/stage2.yaml")).model)
     assert cfg.heads() == [8, 8, 8, 8] and cfg.in_channels == 13
+
+
+def test_overrides_are_applied_and_checked_like_the_file() -> None:
+    path = bundled_config("unet/stage2.yaml")
+    cfg = load_config(path, ["data.batch_size=2", "model.use_motion_module=false"])
+    assert cfg.data.batch_size == 2 and cfg.model.use_motion_module is False
+    for bad, key in (["data.batch_sise=2"], "batch_sise"), (["data.batch_size=two"], "batch_size"):
+        with pytest.raises(ConfigError, match=key):
+            load_config(path, bad)
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_config(path, ["trian.lr=1"])
+
+
+def test_saved_config_loads_back_equal(tmp_path: Path) -> None:
+    for name in ("unet/stage2_512.yaml", "syncnet/syncnet_16_latent.yaml", "audio.yaml"):
+        cfg = load_config(bundled_config(name), ["data.batch_size=3"] if "audio" not in name else ())
+        saved = save_config(cfg, tmp_path / name.replace("/", "_") / "config.yaml")
+        assert load_config(saved) == cfg
+        assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("stem", ["mask", "mask2", "mask3", "mask4"])
+def test_the_official_mask_paths_name_the_drawn_masks(tmp_path: Path, stem: str) -> None:
+    from latentsync.faces.mask import MASK_SHAPES
+
+    cfg = load_config(bundled_config("unet/stage2.yaml"), [f"data.mask_image_path=latentsync/utils/{stem}.png"])
+    assert mask_variant(cfg.data.mask_image_path) == stem
+    assert set(MASK_SHAPES) == set(MASK_VARIANTS)
+    with pytest.raises(ConfigError, match="mask_image_path.*mask.png"):
+        load_config(bundled_config("unet/stage2.yaml"), ["data.mask_image_path=my_mask.png"])

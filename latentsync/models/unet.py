@@ -18,11 +18,10 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from latentsync.config import DOWN_TYPES, UP_TYPES, UNetConfig
-
 from .loading import LoadReport, load_into, read_checkpoint
 from .resnet import InflatedConv3d
 from .unet_blocks import DownBlock3D, Stage, StageOptions, UNetMidBlock3DCrossAttn, UpBlock3D
+from .unet_config import DOWN_TYPES, UP_TYPES, UNetConfig
 
 logger = logging.getLogger(__name__)
 

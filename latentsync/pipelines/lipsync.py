@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from latentsync.audio import AudioEncoder, AudioFeatureStream, load_audio
 from latentsync.checkpoints import DEFAULT_VERSION, checkpoint_paths, get_version
-from latentsync.config import ConfigError, bundled_config, load_config, to_dict
+from latentsync.config import ConfigError, bundled_config, load_config, mask_variant, to_dict
 from latentsync.config.defaults import INFERENCE
 from latentsync.constants import MODEL_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from latentsync.errors import InvalidArgumentError
@@ -133,8 +133,11 @@ class LipsyncPipeline:
         face_detector: str = "dlib",
         scheduler_config: str | Path | None = None,
         low_vram: bool = False,
+        mask: str = "mask",
     ) -> None:
+        """`mask`: the mouth mask variant (`faces.mask.MASK_SHAPES`), from the config's `mask_image_path`."""
         self.unet, self.vae, self.audio_encoder = unet, vae, audio_encoder
+        self.mask = mask
         if resolution % 64:
             raise ConfigError(
                 f"unsupported resolution {resolution}: face crops must be a multiple of 64 px "
@@ -187,7 +190,15 @@ class LipsyncPipeline:
             encoder = AudioEncoder(whisper_path, device="cpu" if low_vram else device)
         if compile:
             unet = torch.compile(unet)  # type: ignore[assignment]
-        return cls(unet, vae_model, encoder, int(config.data.resolution), face_detector, low_vram=low_vram)
+        return cls(
+            unet,
+            vae_model,
+            encoder,
+            int(config.data.resolution),
+            face_detector,
+            low_vram=low_vram,
+            mask=mask_variant(config.data.mask_image_path),
+        )
 
     # ----------------------------------------------------------------------------------------------------------
     def __call__(
@@ -311,7 +322,7 @@ class LipsyncPipeline:
         )
         generator = seeded_generator(opts.seed, self.unet.device)
         noise = denoiser.initial_noise(self.resolution, generator)
-        mask = fixed_mask(self.resolution)
+        mask = fixed_mask(self.resolution, self.mask)
         audio_layer = self.unet.config.add_audio_layer
         kept: list[np.ndarray] = []
         with_face = 0

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from diffusers import AutoencoderKL
-from omegaconf import OmegaConf
 
-from latentsync.config import bundled_config, load_config, to_dict
+from latentsync.config import bundled_config, load_config, save_config, to_dict
 from latentsync.models.unet import UNet3DConditionModel
 from latentsync.testing.whisper import write_whisper_checkpoint
 
@@ -84,7 +83,7 @@ def write_tiny_models(folder: str | Path, resolution: int = 64, seed: int = 0) -
     cfg.model.cross_attention_dim = TINY_WIDTH
     cfg.model.sample_size = resolution // 8
     unet_config = folder / "unet_tiny.yaml"
-    OmegaConf.save(cfg, unet_config)
+    save_config(cfg, unet_config)
     unet = UNet3DConditionModel.from_config(to_dict(cfg.model))
     randomize(unet, gen)
     unet_checkpoint = folder / "unet_tiny.pt"

@@ -33,3 +33,16 @@ def test_the_server_tells_the_web_page_its_defaults(tmp_path) -> None:
 
     client = TestClient(create_app(ServerSettings(data_dir=tmp_path), pipeline=lambda *a, **k: None))
     assert client.get("/health").json()["defaults"] == INFERENCE.as_dict()
+
+
+def test_the_pipeline_call_spells_out_every_option_with_its_default() -> None:
+    import inspect
+
+    from latentsync.pipelines.lipsync import LipsyncPipeline
+
+    keywords = {
+        name: p.default
+        for name, p in inspect.signature(LipsyncPipeline.__call__).parameters.items()
+        if p.kind is p.KEYWORD_ONLY
+    }
+    assert keywords == {f.name: f.default for f in dataclasses.fields(LipsyncOptions)}

@@ -206,14 +206,41 @@ class LipsyncPipeline:
         video: str | Path | np.ndarray,
         audio: str | Path | np.ndarray,
         output: str | Path | None = None,
-        **options: object,
+        *,
+        steps: int = INFERENCE.steps,
+        guidance_scale: float = INFERENCE.guidance_scale,
+        seed: int = INFERENCE.seed,
+        sync_mode: str = INFERENCE.sync_mode,
+        deepcache: bool = False,
+        batch_frames: int = INFERENCE.batch_frames,
+        face_index: int | None = None,
+        face_at: tuple[float, float] | None = None,
+        audio_windows: str = "official",
+        face_tracking: bool = True,
+        progress: bool = True,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> LipsyncResult:
         """Lip-sync `video` (a path, or 25 fps uint8 frames (n, H, W, 3)) to `audio` (a path, or 16 kHz mono).
 
         With `output`, the video is written there (H.264 + AAC, atomically); without, frames and audio are returned
-        in the result. `options` are the fields of LipsyncOptions; see the README for the sync modes.
+        in the result. The keywords are the fields of LipsyncOptions (same defaults: the official inference
+        settings); `sync_mode` is one of `media.SYNC_MODES` (see the README), `audio_windows` "official" or
+        "overlap", `on_progress(frames written, total)` is called after each chunk.
         """
-        opts = LipsyncOptions(**options)  # type: ignore[arg-type]
+        opts = LipsyncOptions(
+            steps=steps,
+            guidance_scale=guidance_scale,
+            seed=seed,
+            sync_mode=sync_mode,
+            deepcache=deepcache,
+            batch_frames=batch_frames,
+            face_index=face_index,
+            face_at=face_at,
+            audio_windows=audio_windows,
+            face_tracking=face_tracking,
+            progress=progress,
+            on_progress=on_progress,
+        )
         opts.check()
         if output is not None and not Path(output).parent.is_dir():
             raise MediaError(f"{output}: the output folder does not exist")  # before minutes of face finding

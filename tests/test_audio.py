@@ -208,6 +208,7 @@ def test_empty_audio_is_an_audio_error(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- encoder and official parity
+@pytest.mark.parity
 
 
 def test_features_match_the_official_golden(demo1_features: torch.Tensor, golden: dict, tiny: AudioEncoder) -> None:
@@ -215,6 +216,7 @@ def test_features_match_the_official_golden(demo1_features: torch.Tensor, golden
     assert demo1_features.dtype == torch.float32 and demo1_features.device.type == "cpu"
     assert demo1_features.shape == golden["feature"].shape == (480, 5, 384)
     assert (demo1_features - golden["feature"]).abs().max() <= TOL
+@pytest.mark.parity
 
 
 def test_frame_chunks_and_training_window_match_the_official_golden(

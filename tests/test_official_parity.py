@@ -23,6 +23,8 @@ from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings, loa
 from latentsync.pipelines.lipsync import LipsyncPipeline
 from latentsync.testing import GOLDEN, decode_frames, write_whisper_checkpoint
 
+pytestmark = pytest.mark.parity
+
 DATA = Path(__file__).parent / "data" / "official_pipeline_small.pt"
 
 
@@ -163,3 +165,17 @@ def test_whole_pipeline_matches_official(official, frames, unet, vae, audio_enco
     top, bottom, left, right = official["restored_box"].tolist()
     outside[top:bottom, left:right] = False
     assert np.array_equal(result.video[:, outside], frames[:, outside])
+
+
+def test_the_harness_prepares_the_recorded_case(official: dict, tmp_path: Path) -> None:
+    """Our half of scripts/make_official_goldens.py gives back the very inputs the official run was fed."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_official_goldens.py"
+    spec = importlib.util.spec_from_file_location("make_official_goldens", script)
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    harness.prepare(tmp_path / "case.pt")
+    case = torch.load(tmp_path / "case.pt", weights_only=True)
+    for key in ("anchors", "speech", "frames_window"):
+        assert torch.equal(case[key], official[key]), key

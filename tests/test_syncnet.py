@@ -39,12 +39,14 @@ def golden_net(golden):
     return net
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", ["16_latent", "16_pixel", "16_pixel_attn"])
 def test_state_dict_matches_official_manifest(name):
     with torch.device("meta"):
         net = StableSyncNet(model_config(name))
     got = [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
     assert got == [(key, shape) for key, shape, _ in read_manifest(f"syncnet_{name}")]
+@pytest.mark.parity
 
 
 def test_matches_official_outputs(golden, golden_net):
@@ -70,6 +72,7 @@ def test_config_without_attn_blocks_builds_and_runs():
         vision, audio = net(torch.randn(1, 75, 128, 256), torch.randn(1, 1, 80, 80))
     assert vision.shape == audio.shape == (1, 1024)
     assert torch.allclose(torch.stack([vision.norm(), audio.norm()]), torch.ones(2))
+@pytest.mark.parity
 
 
 def test_from_pretrained_round_trips_official_layout(tmp_path, golden):
@@ -99,6 +102,7 @@ def test_bad_config_and_wrong_input_size_are_reported():
         StableSyncNet(config)
     with pytest.raises(SyncNetInputError, match="image_sequences"):
         StableSyncNet(TINY)(torch.randn(1, 6, 12, 12), torch.randn(1, 1, 6, 6))
+@pytest.mark.parity
 
 
 def test_bf16_forward_close_to_fp32(golden, golden_net):

@@ -36,6 +36,7 @@ def golden() -> dict:
     return torch.load(GOLDEN / "unet_small.pt", weights_only=True)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", OFFICIAL_CONFIGS)
 def test_state_dict_matches_official_manifest(name: str) -> None:
     cfg = load_config(bundled_config(f"unet/{name}.yaml"))
@@ -46,6 +47,7 @@ def test_state_dict_matches_official_manifest(name: str) -> None:
     assert ours == official
     buffers = {k for k, _ in model.named_buffers()}
     assert buffers == {k for k, _, kind in read_manifest(f"unet_{name}") if kind == "buffer"}
+@pytest.mark.parity
 
 
 def test_golden_outputs_match_official_code(golden: dict) -> None:

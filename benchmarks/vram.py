@@ -82,8 +82,8 @@ from whisper.model import AudioEncoder as WhisperEncoder
 from whisper.model import ModelDimensions
 
 from latentsync.audio import SAMPLE_RATE, AudioEncoder
-from latentsync.checkpoints import VERSIONS, get_version
 from latentsync.config import bundled_config, load_config, to_dict
+from latentsync.hub import VERSIONS, get_version
 from latentsync.models import UNet3DConditionModel
 from latentsync.models.vae import SD_VAE_CONFIG
 from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings, load_scheduler

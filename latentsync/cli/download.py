@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, download
+from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, download
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
+from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
 
 
 def point(text: str) -> tuple[float, float]:

@@ -20,10 +20,11 @@ from torch import nn
 
 from .loading import LoadReport, load_into, read_checkpoint
 from .resnet import InflatedConv3d
-from .unet_blocks import DownBlock3D, Stage, StageOptions, UNetMidBlock3DCrossAttn, UpBlock3D
+from .unet_blocks import DownBlock3D, LevelOptions, UNetLevel, UNetMidBlock3DCrossAttn, UpBlock3D
 from .unet_config import DOWN_TYPES, UP_TYPES, UNetConfig
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass
 class UNet3DConditionOutput(BaseOutput):
@@ -33,7 +34,7 @@ class UNet3DConditionOutput(BaseOutput):
 class DeepCache:
     """DeepCache (Ma et al., 2024) for the denoising loop: reuse the deep U-Net features between steps.
 
-    Every `interval`-th step runs the whole U-Net and keeps the input of the last layer of the last up stage; the
+    Every `interval`-th step runs the whole U-Net and keeps the input of the last layer of the last up level; the
     steps in between run only conv_in, that last layer (on the kept features and the fresh conv_in skip) and the
     output convolution. This is DeepCache's shallowest branch (cache_branch_id 0), which the official
     `--enable_deepcache` uses with interval 3. Call `step(i)` before each denoising step and `reset()` before a new
@@ -66,7 +67,7 @@ class UNet3DConditionModel(nn.Module):
         temb_dim = channels[0] * 4
         motion_kwargs = asdict(config.motion_module_kwargs)
         motion_kwargs["attention_block_types"] = tuple(motion_kwargs["attention_block_types"])
-        opts = StageOptions(
+        opts = LevelOptions(
             temb_channels=temb_dim,
             norm_groups=config.norm_num_groups,
             norm_eps=config.norm_eps,
@@ -173,7 +174,7 @@ class UNet3DConditionModel(nn.Module):
     def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
         """Recompute each resnet/transformer/motion module in the backward pass instead of storing activations."""
         for module in self.modules():
-            if isinstance(module, Stage):
+            if isinstance(module, UNetLevel):
                 module.gradient_checkpointing = enabled
 
     def set_attn_processor(self, processor: AttentionProcessor) -> None:

@@ -24,7 +24,6 @@ import torch
 from tqdm.auto import tqdm
 
 from latentsync.audio import AudioEncoder, AudioFeatureStream, load_audio
-from latentsync.checkpoints import DEFAULT_VERSION, checkpoint_paths, get_version
 from latentsync.config import ConfigError, bundled_config, load_config, mask_variant, to_dict
 from latentsync.config.defaults import INFERENCE
 from latentsync.constants import MODEL_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
@@ -34,6 +33,7 @@ from latentsync.faces.align import crop_face
 from latentsync.faces.mask import diffusion_inputs, fixed_mask
 from latentsync.faces.paste import paste_back
 from latentsync.faces.track import REDETECT_EVERY, FaceTrack, track_faces
+from latentsync.hub import DEFAULT_VERSION, checkpoint_paths, get_version
 from latentsync.media import SYNC_MODES, FrameSource, MediaError, SyncPlan, VideoReader, VideoWriter, plan_sync, probe
 from latentsync.models import UNet3DConditionModel, load_vae
 from latentsync.runtime import StageTimer, explain_gpu_memory, pick_device, pick_dtype

@@ -48,7 +48,9 @@ def get_version(version: str) -> ModelVersion:
     try:
         return VERSIONS[str(version)]
     except KeyError:
-        raise InvalidArgumentError(f"unknown LatentSync version {version!r}; choose one of {sorted(VERSIONS)}") from None
+        raise InvalidArgumentError(
+            f"unknown LatentSync version {version!r}; choose one of {sorted(VERSIONS)}"
+        ) from None
 
 
 def checkpoints_root(root: str | Path | None = None) -> Path:

@@ -10,11 +10,11 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from latentsync.errors import LatentSyncError
-from latentsync.media import MediaError, media_duration
+from latentsync.media import media_duration
 from latentsync.server.fetch import FetchError, FetchPolicy, fetch
 from latentsync.server.jobs import Job, JobStore
 from latentsync.server.settings import ServerSettings

@@ -44,7 +44,7 @@ class TinyModels:
             "--no-download",
         ]  # fmt: skip
 
-    def load_pipeline(self) -> "LipsyncPipeline":
+    def load_pipeline(self) -> LipsyncPipeline:
         from latentsync.pipelines.lipsync import LipsyncPipeline
 
         return LipsyncPipeline.from_pretrained(

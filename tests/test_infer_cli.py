@@ -32,6 +32,7 @@ def infer(tiny, video, audio, output, *extra: str) -> int:
                      "--steps", "1", "--quiet", *tiny.cli_args(), *extra])  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("clip", ["demo1_video.mp4", "demo3_video.mp4"])  # 25 fps and 30 fps sources
 def test_lip_syncs_a_real_clip_at_its_own_resolution(tiny, one_second, tmp_path, clip) -> None:
     output = tmp_path / "out dir with 'quotes'" / "result.mp4"
@@ -142,6 +143,7 @@ def read_stamp(frame: np.ndarray) -> int:
     return sum(1 << bit for bit in range(BITS) if frame[8:40, 48 * bit + 8 : 48 * bit + 40].mean() > 128)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("low_vram, remedy", [(False, "run with --low-vram"), (True, "--version 1.5")])
 def test_gpu_out_of_memory_names_the_remedy(
     tiny, one_second, short_clip, tmp_path, capsys, monkeypatch, low_vram, remedy
@@ -179,6 +181,7 @@ def short_clip(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, order", [("bounce", [*range(12), *range(10, -1, -1), 1, 2]), ("loop", [*range(12)] * 2 + [0])])
 def test_sync_modes_replay_the_file_in_plan_order(tiny, one_second, short_clip, tmp_path, mode, order) -> None:
     output = tmp_path / f"{mode}.mp4"

@@ -128,6 +128,7 @@ def test_diffusion_matches_official(official, unet, vae, chunks, deepcache: bool
     assert (ours - official[key]).abs().max() < 1e-4
 
 
+@pytest.mark.slow
 def test_vae_batch_does_not_change_the_result(official, unet, vae, chunks) -> None:
     """The encoder batch size is a memory setting: the posterior noise is one draw per chunk whatever it is."""
     one_step = [denoise(official, unet, vae, chunks[:8], 1, False, vae_batch=batch) for batch in (3, 8)]
@@ -145,6 +146,7 @@ def test_paste_back_matches_official(official: dict, frames: np.ndarray) -> None
     assert diff.max() <= 1 and diff.mean() < 0.02
 
 
+@pytest.mark.slow
 def test_whole_pipeline_matches_official(official, frames, unet, vae, audio_encoder) -> None:
     """Frames and audio in, frames out: faces found by our dlib backend on every frame, as the official run had."""
     pipeline = LipsyncPipeline(unet, vae, audio_encoder, official["resolution"])

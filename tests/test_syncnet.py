@@ -115,6 +115,7 @@ def test_bf16_forward_close_to_fp32(golden, golden_net):
         assert F.cosine_similarity(got.float(), golden["output"][key]).min() > 0.99
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_same_gradients(monkeypatch):
     calls = []
 

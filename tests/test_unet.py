@@ -50,6 +50,7 @@ def test_state_dict_matches_official_manifest(name: str) -> None:
 @pytest.mark.parity
 
 
+@pytest.mark.slow
 def test_golden_outputs_match_official_code(golden: dict) -> None:
     model = UNet3DConditionModel.from_config(golden["config"])
     model.load_state_dict(golden["state_dict"], strict=True)
@@ -122,6 +123,7 @@ def test_half_precision_forward_runs_close_to_fp32(dtype: torch.dtype) -> None:
     assert (out.float() - ref).abs().mean() < 0.05 * ref.abs().mean()
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_the_same_gradients() -> None:
     model = randomize(UNet3DConditionModel.from_config(tiny_config())).train()
     x = inputs()
@@ -136,6 +138,7 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
     torch.testing.assert_close(grads(), plain, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_audio_conditioning_layouts_and_no_audio_config() -> None:
     model = randomize(UNet3DConditionModel.from_config(tiny_config())).eval()
     x = inputs(batch=2)

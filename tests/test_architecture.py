@@ -35,7 +35,7 @@ def imported_parts(path: Path) -> set[str]:
     """The top-level parts of latentsync (`faces`, `config`, ...) that the module at `path` imports."""
     module = path.relative_to(PACKAGE.parent).with_suffix("").parts
     package = module if path.name == "__init__.py" else module[:-1]
-    parts = set()
+    parts: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names = [alias.name.split(".") for alias in node.names]

@@ -60,7 +60,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = OmegaConf.load(path)
+        raw: Any = OmegaConf.load(path)
     except Exception as exc:  # noqa: BLE001  yaml scanner/parser errors of any kind
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, DictConfig):
@@ -76,7 +76,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     unknown = [k for k in raw if k not in {f.name for f in fields(schema)}]
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}")
-    config = structured(schema, raw, source)
+    config: Any = structured(schema, raw, source)
     if isinstance(config, UNetFileConfig):
         try:
             mask_variant(config.data.mask_image_path)

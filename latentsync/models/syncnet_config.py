@@ -30,7 +30,7 @@ class SyncNetModelConfig:
     @classmethod
     def from_any(cls, cfg: SyncNetModelConfig | Mapping[str, Any], source: str | None = None) -> SyncNetModelConfig:
         """Validate a dict or OmegaConf node; both encoder sections must be there (they have no usable default)."""
-        if isinstance(cfg, cls):
+        if isinstance(cfg, SyncNetModelConfig):
             return cfg
         for part in ("audio_encoder", "visual_encoder"):
             if part not in cfg:

@@ -62,7 +62,7 @@ class UNetConfig:
     @classmethod
     def from_any(cls, cfg: UNetConfig | Mapping[str, Any], source: str | None = None) -> UNetConfig:
         """Validate a dict or OmegaConf node (unknown keys and wrong types are errors naming the key)."""
-        if isinstance(cfg, cls):
+        if isinstance(cfg, UNetConfig):
             return cfg
         return structured(cls, cfg, source or "U-Net model config")
 

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from latentsync.media import FrameSource, VideoReader
-
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+from latentsync.testing.assets import ASSETS
 
 
 def timed_pass(label: str, run: Callable[[], int], source: FrameSource | None = None) -> None:

@@ -32,17 +32,14 @@ import cv2
 import numpy as np
 from scipy.ndimage import median_filter
 
+from latentsync.constants import VIDEO_FPS
 from latentsync.faces import BACKENDS, BackendUnavailableError, FaceAligner, create_detector
 from latentsync.faces.align import warp_size
 from latentsync.faces.smooth import steady_anchors
 from latentsync.faces.track import FaceFollower
 from latentsync.media import VideoReader
+from latentsync.testing.assets import ASSETS
 
-ASSETS = next(
-    (p / "shared" / "assets" for p in Path(__file__).resolve().parents[1:4] if (p / "shared" / "assets").is_dir()),
-    Path(__file__).resolve().parents[2] / "shared" / "assets",
-)
-FPS = 25  # inference retimes every video to 25 fps before finding faces
 JUMP_PX = 5.0
 STILL_PX = 1.0
 MOVING_PX = 3.0
@@ -58,7 +55,7 @@ def follow(clip: Path, backend: str, limit: int, cache: Path | None) -> tuple[np
     options = {"allow_download": False} if backend == "face-alignment" else {}  # measure what is here, fetch nothing
     follower = FaceFollower(create_detector(backend, **options))
     anchors, seconds = [], 0.0
-    for frame in itertools.islice(VideoReader(clip, fps=FPS), limit or None):  # the frames inference aligns
+    for frame in itertools.islice(VideoReader(clip, fps=VIDEO_FPS), limit or None):  # the frames inference aligns
         start = time.perf_counter()
         face = follower(frame)
         seconds += time.perf_counter() - start

@@ -21,8 +21,7 @@ import torch
 
 from latentsync.pipelines import lipsync
 from latentsync.testing import write_tiny_models
-
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+from latentsync.testing.assets import ASSETS
 
 
 class WaitingDenoiser:

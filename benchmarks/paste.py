@@ -19,8 +19,9 @@ import torch
 from latentsync.faces import create_detector, select_face
 from latentsync.faces.align import FaceAligner
 from latentsync.faces.paste import paste_back
+from latentsync.testing.assets import ASSETS
 
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "assets" / "demo1_video.mp4"
+DEFAULT_VIDEO = ASSETS / "demo1_video.mp4"
 
 
 def milliseconds(run, repeats: int) -> float:

@@ -27,32 +27,16 @@ import sys
 import tempfile
 import time
 import wave
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
-CHUNK = 16  # frames per synthesis request, the pipeline's default batch_frames
+from latentsync.config.defaults import INFERENCE
+from latentsync.runtime import StageTimer
+from latentsync.testing.assets import ASSETS
 
-
-class Clock:
-    """Wall and calling-thread CPU seconds per stage."""
-
-    def __init__(self, names: list[str]) -> None:
-        self.wall = dict.fromkeys(names, 0.0)
-        self.cpu = dict.fromkeys(names, 0.0)
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        try:
-            yield
-        finally:
-            self.wall[name] += time.perf_counter() - wall
-            self.cpu[name] += time.thread_time() - cpu
+CHUNK = INFERENCE.batch_frames  # frames per synthesis request
 
 
 def stages(frames: int, redetect_every: int | None, read_ahead: int) -> None:
@@ -62,7 +46,7 @@ def stages(frames: int, redetect_every: int | None, read_ahead: int) -> None:
     from latentsync.media import FrameSource, VideoReader, VideoWriter
 
     video = ASSETS / "demo1_video.mp4"
-    clock = Clock(["decode (analysis)", "landmarks", "decode (synthesis)", "crop", "paste", "encode"])
+    clock = StageTimer(["decode (analysis)", "landmarks", "decode (synthesis)", "crop", "paste", "encode"])
     follower = FaceFollower(create_detector("dlib"), redetect_every=redetect_every)
     aligner = FaceAligner(512)
     matrices = []
@@ -104,8 +88,8 @@ def stages(frames: int, redetect_every: int | None, read_ahead: int) -> None:
         f"{follower.detections} whole-frame detections; read-ahead {read_ahead}), ms per frame:"
     )
     print(f"  {'stage':20s} {'wall':>7s} {'cpu':>7s}   (cpu: of the calling thread)")
-    for name in clock.wall:
-        print(f"  {name:20s} {1000 * clock.wall[name] / frames:7.1f} {1000 * clock.cpu[name] / frames:7.1f}")
+    for name, wall in clock.seconds.items():
+        print(f"  {name:20s} {1000 * wall / frames:7.1f} {1000 * clock.cpu_seconds[name] / frames:7.1f}")
     per_frame = 1000 / frames
     print(f"  {'analysis pass':20s} {analysis_wall * per_frame:7.1f} {analysis_cpu * per_frame:7.1f}   (cpu: process)")
     print(

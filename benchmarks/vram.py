@@ -82,12 +82,13 @@ from whisper.model import AudioEncoder as WhisperEncoder
 from whisper.model import ModelDimensions
 
 from latentsync.audio import SAMPLE_RATE, AudioEncoder
-from latentsync.checkpoints import VERSIONS, get_version
 from latentsync.config import bundled_config, load_config, to_dict
 from latentsync.diffusion import load_scheduler
+from latentsync.hub import VERSIONS, get_version
 from latentsync.models import UNet3DConditionModel
 from latentsync.models.vae import SD_VAE_CONFIG
 from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings
+from latentsync.testing.whisper import write_whisper_checkpoint
 
 GIB = 2**30
 ALLOCATOR_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to a multiple of this
@@ -251,10 +252,8 @@ def write_whisper_tiny(folder: Path) -> Path:
     """A random Whisper-tiny encoder in the openai-whisper file format (`AudioEncoder` reads only `encoder.*`)."""
     d = WHISPER_TINY
     encoder = WhisperEncoder(d.n_mels, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer)
-    path = folder / "tiny.pt"
     state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    torch.save({"dims": dataclasses.asdict(d), "model_state_dict": state}, path)
-    return path
+    return write_whisper_checkpoint(folder / "tiny.pt", dataclasses.asdict(d), state)
 
 
 def project(

@@ -23,7 +23,7 @@ from latentsync.faces.align import (
     template_points,
 )
 from latentsync.faces.landmarks import InvalidFrameError
-from latentsync.faces.paste import paste_back
+from latentsync.faces.paste import paste_back, resize_face
 
 # Anchors (image-left eyebrow centre, image-right eyebrow centre, nose centre) of frame 0 of demo1_video.mp4,
 # measured once with dlib's 68-point model (brows 17-21 / 22-26, nose 29, 30, 31, 35; points and means rounded).
@@ -266,3 +266,38 @@ def test_paste_rejects_mismatched_inputs(frame):
         paste_back(frame, crop[:, :200], matrix)
     with pytest.raises(FaceAlignmentError, match="singular"):
         paste_back(frame, crop, np.zeros((2, 3)))
+
+
+def test_concurrent_pastes_leave_the_thread_count_alone(frame):
+    """Pipelines in a server or threaded data workers paste at the same time: none may change the thread count that
+    the other threads, or threads started later, compute with."""
+    import threading
+
+    crop, matrix = FaceAligner(256).align(frame, DEMO1_ANCHORS)
+    generated = 255 - crop
+    expected = paste_back(frame, generated, matrix)
+    small = generated[::8, ::8].astype(np.float32)
+
+    def in_new_thread(work, *args):
+        out = []
+        thread = threading.Thread(target=lambda: out.append(work(*args)))
+        thread.start()
+        return thread, out
+
+    def counts_and_resize() -> tuple[int, int]:
+        before = torch.get_num_threads()
+        resize_face(small, (40, 50))
+        return before, torch.get_num_threads()
+
+    threads, default = torch.get_num_threads(), in_new_thread(torch.get_num_threads)
+    default[0].join()
+    # Threads started while others resize (where the count was switched) must still start from the default.
+    runs = [in_new_thread(counts_and_resize) for _ in range(100)]
+    pastes = [in_new_thread(paste_back, frame, generated, matrix) for _ in range(2)]
+    for thread, _ in runs + pastes:
+        thread.join()
+    assert {count for _, out in runs for count in out[0]} == {default[1][0]}
+    assert all(np.array_equal(out[0], expected) for _, out in pastes)
+    later = in_new_thread(torch.get_num_threads)
+    later[0].join()
+    assert (torch.get_num_threads(), later[1][0]) == (threads, default[1][0])

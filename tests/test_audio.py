@@ -25,17 +25,12 @@ from latentsync.audio import (
     training_window,
 )
 from latentsync.models.loading import CheckpointError
+from latentsync.testing import write_whisper_checkpoint
 
 TOL = 1e-4
 
 
 # ---------------------------------------------------------------- helpers and fixtures
-
-
-def _write_whisper_checkpoint(path: Path, dims: dict, encoder_state: dict[str, torch.Tensor]) -> Path:
-    """An openai-whisper format file holding only `encoder.*` weights (the decoder is never built)."""
-    torch.save({"dims": dims, "model_state_dict": encoder_state}, path)
-    return path
 
 
 def _random_narrow_checkpoint(path: Path, seed: int = 0, n_audio_ctx: int = 1500) -> Path:
@@ -54,7 +49,7 @@ def _random_narrow_checkpoint(path: Path, seed: int = 0, n_audio_ctx: int = 1500
                 p.copy_(noise / p[0].numel() ** 0.5)
             else:
                 p.copy_(1 + 0.1 * noise if name.endswith("weight") else 0.1 * noise)
-    return _write_whisper_checkpoint(path, dims, {f"encoder.{k}": v for k, v in model.state_dict().items()})
+    return write_whisper_checkpoint(path, dims, {f"encoder.{k}": v for k, v in model.state_dict().items()})
 
 
 def _encode_audio(src: Path, dest: Path, codec: str, with_video: bool = False) -> Path:
@@ -98,7 +93,7 @@ def golden(golden_dir: Path) -> dict:
 def tiny_checkpoint(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ref = torch.load(golden_dir / "whisper_tiny_random_encoder.pt", weights_only=True)
     path = tmp_path_factory.mktemp("whisper") / "tiny.pt"
-    return _write_whisper_checkpoint(path, ref["dims"], ref["encoder_state_dict"])
+    return write_whisper_checkpoint(path, ref["dims"], ref["encoder_state_dict"])
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +208,7 @@ def test_empty_audio_is_an_audio_error(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- encoder and official parity
+@pytest.mark.parity
 
 
 def test_features_match_the_official_golden(demo1_features: torch.Tensor, golden: dict, tiny: AudioEncoder) -> None:
@@ -220,6 +216,7 @@ def test_features_match_the_official_golden(demo1_features: torch.Tensor, golden
     assert demo1_features.dtype == torch.float32 and demo1_features.device.type == "cpu"
     assert demo1_features.shape == golden["feature"].shape == (480, 5, 384)
     assert (demo1_features - golden["feature"]).abs().max() <= TOL
+@pytest.mark.parity
 
 
 def test_frame_chunks_and_training_window_match_the_official_golden(
@@ -259,12 +256,12 @@ def test_checkpoint_decoder_keys_are_ignored_and_missing_encoder_keys_raise(
 ) -> None:
     ref = torch.load(golden_dir / "whisper_tiny_random_encoder.pt", weights_only=True)
     with_decoder = dict(ref["encoder_state_dict"], **{"decoder.ln.weight": torch.ones(384)})
-    enc = AudioEncoder(_write_whisper_checkpoint(tmp_path / "full.pt", ref["dims"], with_decoder))
+    enc = AudioEncoder(write_whisper_checkpoint(tmp_path / "full.pt", ref["dims"], with_decoder))
     assert torch.equal(enc.encoder.blocks[3].mlp[2].bias, ref["encoder_state_dict"]["encoder.blocks.3.mlp.2.bias"])
 
     partial = {k: v for k, v in ref["encoder_state_dict"].items() if "blocks.3.mlp" not in k}
     with pytest.raises(CheckpointError, match=r"missing.*blocks\.3\.mlp"):
-        AudioEncoder(_write_whisper_checkpoint(tmp_path / "partial.pt", ref["dims"], partial))
+        AudioEncoder(write_whisper_checkpoint(tmp_path / "partial.pt", ref["dims"], partial))
 
     torch.save({"state_dict": ref["encoder_state_dict"]}, tmp_path / "unet_like.pt")
     with pytest.raises(CheckpointError, match="not an openai-whisper checkpoint"):

@@ -12,13 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ASSETS, decode_frames, write_wav
 
 from latentsync import cli
 from latentsync.audio import load_audio
 from latentsync.batch import RECORDS_FILE, JobsFileError, ModelSpec, Records, read_jobs, run_in_process, run_processes
 from latentsync.media import VideoWriter, probe
-from latentsync.testing import write_tiny_models
+from latentsync.testing import ASSETS, decode_frames, write_tiny_models, write_wav
 
 DEFAULTS = {"steps": 20, "seed": 1247, "sync_mode": "cut_off", "face_index": None, "face_at": None}
 
@@ -212,7 +211,7 @@ class FakePipeline:
     def __call__(self, video, audio, output, **options):
         name = Path(video).stem
         if name == "oom":
-            from latentsync.pipelines.lipsync import GPUMemoryError
+            from latentsync.runtime import GPUMemoryError
 
             raise GPUMemoryError("the GPU ran out of memory; try --low-vram")
         if name == "bug":

@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS, REPO, write_wav
 
-from latentsync import checkpoints, cli
+from latentsync.testing import ASSETS, write_wav
+
+REPO = Path(__file__).resolve().parents[1]
+
+from latentsync import cli, hub
 from latentsync.audio import load_audio
 from latentsync.media import VideoReader, VideoWriter
 from latentsync.testing import write_tiny_models
@@ -201,14 +204,14 @@ def test_offline_hub_fails_at_once_and_leaves_nothing(tmp_path, monkeypatch) -> 
     from huggingface_hub import constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(checkpoints.DownloadError, match="HF_HUB_OFFLINE is set"):
-        checkpoints.download("1.6", tmp_path / "ckpt")
+    with pytest.raises(hub.DownloadError, match="HF_HUB_OFFLINE is set"):
+        hub.download("1.6", tmp_path / "ckpt")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
     started = time.monotonic()
-    with pytest.raises(checkpoints.DownloadError, match=r"cannot reach the Hugging Face hub at http://127.0.0.1:9"):
-        checkpoints.download("1.6", tmp_path / "ckpt")
+    with pytest.raises(hub.DownloadError, match=r"cannot reach the Hugging Face hub at http://127.0.0.1:9"):
+        hub.download("1.6", tmp_path / "ckpt")
     assert time.monotonic() - started < 3
     assert not list(tmp_path.rglob("*.lock")) and not list(tmp_path.rglob("*"))
 

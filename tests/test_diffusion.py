@@ -38,6 +38,7 @@ def run(models, seed: int = 7, **settings) -> torch.Tensor:
     return denoiser(faces, mask, audio, noise, gen)
 
 
+@pytest.mark.slow
 def test_generates_inside_the_mask_only_and_is_deterministic(models) -> None:
     faces, mask, _ = chunk(models[2])
     out = run(models)
@@ -49,6 +50,7 @@ def test_generates_inside_the_mask_only_and_is_deterministic(models) -> None:
     assert (run(models, seed=8) - out).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_guidance_and_deepcache_change_the_result(models) -> None:
     base = run(models)
     assert (run(models, guidance_scale=1.0) - base).abs().max() > 1e-4
@@ -56,6 +58,7 @@ def test_guidance_and_deepcache_change_the_result(models) -> None:
     assert torch.isfinite(cached).all() and (cached - base).abs().max() > 1e-6
 
 
+@pytest.mark.slow
 def test_deepcache_shallow_step_reuses_the_deep_features_exactly(models) -> None:
     unet = models[0]
     gen = torch.Generator().manual_seed(0)

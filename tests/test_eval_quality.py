@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from eval_helpers import write_face_clips, write_i3d, write_vgg16
+from helpers.evaluation import write_face_clips, write_i3d, write_vgg16
 
 from latentsync.cli import main
 from latentsync.eval.fvd import frechet_distance

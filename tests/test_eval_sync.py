@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import read_manifest
-from eval_helpers import golden_syncnet_v2_state, write_syncnet_v2
+from helpers.evaluation import golden_syncnet_v2_state, write_syncnet_v2
 
 from latentsync.errors import InvalidArgumentError
 from latentsync.eval.sync import SyncScorer, distance_table, offset_and_confidence, window_count
 from latentsync.models.auxiliary.syncnet_v2 import SyncNetV2
 from latentsync.models.loading import CheckpointError
+from latentsync.testing import read_manifest
 
 
 def test_state_dict_matches_official_manifest():

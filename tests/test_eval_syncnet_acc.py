@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from eval_helpers import write_face_clips
+from helpers.evaluation import write_face_clips
 
 from latentsync.eval.syncnet_acc import accuracy, sample_pairs, syncnet_mel
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from eval_helpers import write_s3fd, write_syncnet_v2
+from helpers.evaluation import write_s3fd, write_syncnet_v2
 
 from latentsync.cli import main
 from latentsync.eval.tracks import ShotDetector, crop_face, find_tracks, link_tracks

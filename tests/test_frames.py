@@ -277,6 +277,7 @@ def test_real_clips_in_any_order(assets, name, count, keyframes):
     assert source.stats.seeks == 2  # the first start, then one for going back
 
 
+@pytest.mark.slow
 def test_demo1_bounce_gives_the_frames_of_a_sequential_decode(assets):
     # A bounce over demo1's first 80 frames (1080x1920 HEVC, a single keyframe), in the pipeline's requests.
     path = assets / "demo1_video.mp4"

@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
-
 import numpy as np
 import pytest
 import torch
 
-from conftest import ASSETS, REPO, write_wav
 from latentsync import cli
 from latentsync.audio import load_audio
+from latentsync.config import bundled_config
 from latentsync.media import VideoReader, VideoWriter, probe
-from latentsync.testing import write_tiny_models
+from latentsync.testing import ASSETS, psnr, write_tiny_models, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +32,7 @@ def infer(tiny, video, audio, output, *extra: str) -> int:
                      "--steps", "1", "--quiet", *tiny.cli_args(), *extra])  # fmt: skip
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / mse))
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("clip", ["demo1_video.mp4", "demo3_video.mp4"])  # 25 fps and 30 fps sources
 def test_lip_syncs_a_real_clip_at_its_own_resolution(tiny, one_second, tmp_path, clip) -> None:
     output = tmp_path / "out dir with 'quotes'" / "result.mp4"
@@ -80,7 +75,7 @@ def bad_inputs(tmp_path: Path, one_second: Path, faceless: Path) -> dict[str, tu
         stream.width, stream.height = 64, 64
         container.mux(stream.encode(None))
     broken_config = tmp_path / "typo.yaml"
-    broken_config.write_text((REPO / "configs/unet/stage2.yaml").read_text().replace("num_frames:", "num_frame:"))
+    broken_config.write_text(bundled_config("unet/stage2.yaml").read_text().replace("num_frames:", "num_frame:"))
     return {
         "missing video": (tmp_path / "nope.mp4", one_second, "no such file"),
         "not media": (text, one_second, "notes.mp4"),
@@ -148,6 +143,7 @@ def read_stamp(frame: np.ndarray) -> int:
     return sum(1 << bit for bit in range(BITS) if frame[8:40, 48 * bit + 8 : 48 * bit + 40].mean() > 128)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("low_vram, remedy", [(False, "run with --low-vram"), (True, "--model-version 1.5")])
 def test_gpu_out_of_memory_names_the_remedy(
     tiny, one_second, short_clip, tmp_path, capsys, monkeypatch, low_vram, remedy
@@ -185,6 +181,7 @@ def short_clip(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, order", [("bounce", [*range(12), *range(10, -1, -1), 1, 2]), ("loop", [*range(12)] * 2 + [0])])
 def test_sync_modes_replay_the_file_in_plan_order(tiny, one_second, short_clip, tmp_path, mode, order) -> None:
     output = tmp_path / f"{mode}.mp4"

@@ -8,8 +8,6 @@ import urllib.error
 import numpy as np
 import pytest
 
-from conftest import decode_frames
-
 from latentsync.faces import (
     BACKENDS,
     BackendUnavailableError,
@@ -19,6 +17,7 @@ from latentsync.faces import (
     create_detector,
     select_face,
 )
+from latentsync.testing import decode_frames
 
 FRAMES_PER_CLIP = 5
 

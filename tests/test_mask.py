@@ -26,6 +26,7 @@ def official_mask(assets: Path, name: str) -> np.ndarray:
     return image
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("variant", list(MASK_SHAPES))
 def test_mask_equals_official_image_at_256(assets, variant):
     official = official_mask(assets, variant)
@@ -35,6 +36,7 @@ def test_mask_equals_official_image_at_256(assets, variant):
     assert np.array_equal(mask * 255, official[..., 0].astype(np.float32))
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("variant", ["mask", "mask3"])
 def test_mask_at_512_is_the_official_lanczos_resize(assets, variant):
     official = cv2.resize(official_mask(assets, variant), (512, 512), interpolation=cv2.INTER_LANCZOS4) / 255.0

@@ -11,10 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import decode_frames
-
 from latentsync.audio import load_audio
 from latentsync.media import MediaError, SyncError, VideoReader, VideoWriter, plan_sync, probe, retime
+from latentsync.testing import decode_frames, psnr
 
 # Source frames shown by the first five 25 fps output frames of every 6-frame group of a 30 fps clip
 # (ffmpeg fps filter, round=near: the frame starting at 2.5 output frames rounds up, so frame 3 of
@@ -48,14 +47,6 @@ def make_clip(path: Path, pts: list[int], time_base: Fraction, rotation: int = 0
 def frame_ids(frames) -> list[int]:
     """Recover make_clip's frame numbers from the grey levels."""
     return [round(f[:, :32].mean() / 8) + 32 * round(f[:, 32:].mean() / 8) for f in frames]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255**2 / mse)
-
-
-# ---------------------------------------------------------------- probe
 
 
 @pytest.mark.parametrize(

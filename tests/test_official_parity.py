@@ -14,7 +14,6 @@ import pytest
 import torch
 from diffusers import AutoencoderKL
 
-from conftest import GOLDEN, decode_frames
 from latentsync.audio import AudioEncoder
 from latentsync.diffusion import load_scheduler, seeded_generator
 from latentsync.faces.align import FaceAligner
@@ -23,6 +22,9 @@ from latentsync.faces.paste import paste_back
 from latentsync.models.unet import UNet3DConditionModel
 from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings
 from latentsync.pipelines.lipsync import LipsyncPipeline
+from latentsync.testing import GOLDEN, decode_frames, write_whisper_checkpoint
+
+pytestmark = pytest.mark.parity
 
 DATA = Path(__file__).parent / "data" / "official_pipeline_small.pt"
 
@@ -59,8 +61,7 @@ def vae(official: dict) -> AutoencoderKL:
 def audio_encoder(tmp_path_factory: pytest.TempPathFactory) -> AudioEncoder:
     ref = torch.load(GOLDEN / "whisper_tiny_random_encoder.pt", weights_only=True)
     path = tmp_path_factory.mktemp("whisper") / "tiny.pt"
-    torch.save({"dims": ref["dims"], "model_state_dict": ref["encoder_state_dict"]}, path)
-    return AudioEncoder(path)
+    return AudioEncoder(write_whisper_checkpoint(path, ref["dims"], ref["encoder_state_dict"]))
 
 
 def restored_region(official: dict, video: np.ndarray) -> np.ndarray:
@@ -128,6 +129,7 @@ def test_diffusion_matches_official(official, unet, vae, chunks, deepcache: bool
     assert (ours - official[key]).abs().max() < 1e-4
 
 
+@pytest.mark.slow
 def test_vae_batch_does_not_change_the_result(official, unet, vae, chunks) -> None:
     """The encoder batch size is a memory setting: the posterior noise is one draw per chunk whatever it is."""
     one_step = [denoise(official, unet, vae, chunks[:8], 1, False, vae_batch=batch) for batch in (3, 8)]
@@ -145,6 +147,7 @@ def test_paste_back_matches_official(official: dict, frames: np.ndarray) -> None
     assert diff.max() <= 1 and diff.mean() < 0.02
 
 
+@pytest.mark.slow
 def test_whole_pipeline_matches_official(official, frames, unet, vae, audio_encoder) -> None:
     """Frames and audio in, frames out: faces found by our dlib backend on every frame, as the official run had."""
     pipeline = LipsyncPipeline(unet, vae, audio_encoder, official["resolution"])
@@ -166,3 +169,17 @@ def test_whole_pipeline_matches_official(official, frames, unet, vae, audio_enco
     top, bottom, left, right = official["restored_box"].tolist()
     outside[top:bottom, left:right] = False
     assert np.array_equal(result.video[:, outside], frames[:, outside])
+
+
+def test_the_harness_prepares_the_recorded_case(official: dict, tmp_path: Path) -> None:
+    """Our half of scripts/make_official_goldens.py gives back the very inputs the official run was fed."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_official_goldens.py"
+    spec = importlib.util.spec_from_file_location("make_official_goldens", script)
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    harness.prepare(tmp_path / "case.pt")
+    case = torch.load(tmp_path / "case.pt", weights_only=True)
+    for key in ("anchors", "speech", "frames_window"):
+        assert torch.equal(case[key], official[key]), key

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ASSETS
 from latentsync.audio import load_audio
 from latentsync.faces import NoFaceError
 from latentsync.media import VideoReader
 from latentsync.pipelines.lipsync import LipsyncPipeline
-from latentsync.testing import write_tiny_models
+from latentsync.testing import ASSETS, write_tiny_models
 
 SECOND = 16000
 
@@ -49,6 +48,7 @@ def changed_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.flatnonzero((a != b).any(axis=(1, 2)))
 
 
+@pytest.mark.slow
 def test_only_the_lower_face_changes_and_the_seed_fixes_the_output(pipeline, frames, speech) -> None:
     result = run(pipeline, frames, speech[: SECOND // 2])  # 0.5 s of audio: 13 frames (cut_off)
     assert result.video.shape == (13, *frames.shape[1:])
@@ -64,6 +64,7 @@ def test_only_the_lower_face_changes_and_the_seed_fixes_the_output(pipeline, fra
     assert (other.video != result.video).any()
 
 
+@pytest.mark.slow
 def test_low_vram_gives_the_same_video(pipeline, frames, speech) -> None:
     """--low-vram only moves models and decodes fewer frames at a time: the frames stay the same."""
     frugal = LipsyncPipeline(pipeline.unet, pipeline.vae, pipeline.audio_encoder, pipeline.resolution, low_vram=True)
@@ -78,6 +79,7 @@ def eight_frames_fp32(pipeline, frames, speech) -> np.ndarray:
     return run(pipeline, frames[:8], speech[: 8 * 640]).video
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_half_precision_gives_nearly_the_fp32_video(pipeline, frames, speech, eight_frames_fp32, dtype) -> None:
     """The GPU precisions, run on the CPU: every tensor meets the models in their dtype, the noise is the same."""
@@ -94,6 +96,7 @@ def test_half_precision_gives_nearly_the_fp32_video(pipeline, frames, speech, ei
     assert (out.video != frames[:8]).any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "mode, seconds, expected",
     [
@@ -114,6 +117,7 @@ def test_sync_modes_play_the_planned_frames(pipeline, frames, speech, mode, seco
         assert (out[:250] == frames[source_index][:250]).all()
 
 
+@pytest.mark.slow
 def test_frames_without_a_face_pass_through(pipeline, frames, speech) -> None:
     video = frames[:12].copy()
     video[4:8] = 90  # four grey frames: no face to find
@@ -140,6 +144,7 @@ def test_bad_arguments_are_named(pipeline, frames, speech) -> None:
         run(pipeline, frames, np.zeros(0, np.float32))
 
 
+@pytest.mark.slow
 def test_progress_is_reported_per_chunk(pipeline, frames, speech) -> None:
     calls: list[tuple[int, int]] = []
     run(pipeline, frames, speech[:SECOND], batch_frames=8, on_progress=lambda done, total: calls.append((done, total)))

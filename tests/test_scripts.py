@@ -15,6 +15,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_make_tiny_models_then_inspect_checkpoint(tmp_path) -> None:
     made = run("scripts/make_tiny_models.py", str(tmp_path))
     assert made.returncode == 0, made.stderr

@@ -27,8 +27,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS, write_wav
-from serverkit import SPEECH_SECONDS, LiveServer, assert_error, result, short_speech, submit, upload, wait
+from helpers.serverkit import SPEECH_SECONDS, LiveServer, assert_error, result, short_speech, submit, upload, wait
 
 from latentsync import cli
 from latentsync.media import SYNC_MODES, VideoWriter, probe
@@ -37,7 +36,7 @@ from latentsync.server.fetch import FetchError, FetchPolicy, blocked_reason, fet
 from latentsync.server.jobs import JobStore
 from latentsync.server.schemas import LipsyncRequest
 from latentsync.server.storage import Storage, UnknownFile
-from latentsync.testing import TinyModels, write_tiny_models
+from latentsync.testing import ASSETS, TinyModels, write_tiny_models, write_wav
 
 LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.1/32"),)  # the test file server's address, and nothing else
 
@@ -428,7 +427,9 @@ def test_a_restart_in_the_middle_of_the_queue_loses_no_job(tiny, pipeline, media
             time.sleep(0.25)
         video, speech = upload(client, ASSETS / "demo1_video.mp4"), upload(client, media["speech"])
         first, second = (submit(client, video=video, audio=speech)["id"] for _ in range(2))
+        deadline = time.monotonic() + 60
         while result(client, first)["status"] != "processing":
+            assert time.monotonic() < deadline, "the first job did not start"
             time.sleep(0.05)
         process.send_signal(signal.SIGTERM)  # a stop mid-job: it must not wait for the job to end
         process.wait(timeout=30)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serverkit import FakePipeline, LiveServer, assert_error, result, short_speech, submit, upload, wait
+from helpers.serverkit import FakePipeline, LiveServer, assert_error, result, short_speech, submit, upload, wait
 
 from latentsync.server import DataDirBusy, ServerSettings, create_app
 from latentsync.server.jobs import JobStore

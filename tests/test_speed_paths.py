@@ -14,6 +14,7 @@ from latentsync.faces import Face, create_detector, select_face, track_faces
 from latentsync.faces.track import FaceFollower
 from latentsync.media import MediaError, VideoReader, VideoWriter, probe
 from latentsync.media.reader import in_background
+from latentsync.testing import psnr
 
 FRAMES = 20  # of demo1: two whole-frame detections at the default spacing of 10
 
@@ -196,11 +197,6 @@ def test_a_new_choice_is_made_only_when_the_face_is_gone(per_frame):
 @pytest.fixture(scope="module")
 def small_frames(clip) -> list[np.ndarray]:
     return [cv2.resize(frame, (270, 480), interpolation=cv2.INTER_AREA) for frame in clip[:12]]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255**2 / mse)
 
 
 def test_writer_encodes_its_own_copy_of_each_frame(tmp_path, small_frames):

@@ -7,12 +7,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, read_manifest
 from omegaconf import OmegaConf
 
 import latentsync.models.syncnet as syncnet_module
+from latentsync.config import bundled_config
 from latentsync.models.loading import CheckpointError
 from latentsync.models.syncnet import StableSyncNet, SyncNetConfigError, SyncNetInputError
+from latentsync.testing import read_manifest
 
 TINY = {  # smallest net with attention on both sides: 6x6 images and 6x6 mels reduce to 1x1
     "audio_encoder": {"in_channels": 1, "block_out_channels": [32, 64], "downsample_factors": [2, 2],
@@ -23,7 +24,7 @@ TINY = {  # smallest net with attention on both sides: 6x6 images and 6x6 mels r
 
 
 def model_config(name: str):
-    return OmegaConf.load(REPO / "configs" / "syncnet" / f"syncnet_{name}.yaml").model
+    return OmegaConf.load(bundled_config(f"syncnet/syncnet_{name}.yaml")).model
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +39,14 @@ def golden_net(golden):
     return net
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", ["16_latent", "16_pixel", "16_pixel_attn"])
 def test_state_dict_matches_official_manifest(name):
     with torch.device("meta"):
         net = StableSyncNet(model_config(name))
     got = [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
     assert got == [(key, shape) for key, shape, _ in read_manifest(f"syncnet_{name}")]
+@pytest.mark.parity
 
 
 def test_matches_official_outputs(golden, golden_net):
@@ -69,6 +72,7 @@ def test_config_without_attn_blocks_builds_and_runs():
         vision, audio = net(torch.randn(1, 75, 128, 256), torch.randn(1, 1, 80, 80))
     assert vision.shape == audio.shape == (1, 1024)
     assert torch.allclose(torch.stack([vision.norm(), audio.norm()]), torch.ones(2))
+@pytest.mark.parity
 
 
 def test_from_pretrained_round_trips_official_layout(tmp_path, golden):
@@ -98,6 +102,7 @@ def test_bad_config_and_wrong_input_size_are_reported():
         StableSyncNet(config)
     with pytest.raises(SyncNetInputError, match="image_sequences"):
         StableSyncNet(TINY)(torch.randn(1, 6, 12, 12), torch.randn(1, 1, 6, 6))
+@pytest.mark.parity
 
 
 def test_bf16_forward_close_to_fp32(golden, golden_net):
@@ -110,6 +115,7 @@ def test_bf16_forward_close_to_fp32(golden, golden_net):
         assert F.cosine_similarity(got.float(), golden["output"][key]).min() > 0.99
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_same_gradients(monkeypatch):
     calls = []
 

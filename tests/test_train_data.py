@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.training import overrides
 from torch.utils.data import DataLoader
-from train_support import GOLDEN, overrides
 
 from latentsync.audio.syncnet_mel import mel_window, melspectrogram
 from latentsync.config import load_config
@@ -19,6 +19,7 @@ from latentsync.data.clips import syncnet_windows, unet_windows
 from latentsync.data.sources import DataError, data_overrides, list_clips
 from latentsync.data.syncnet_dataset import SyncNetDataset
 from latentsync.data.unet_dataset import UNetDataset
+from latentsync.testing import GOLDEN
 
 
 @pytest.fixture(scope="module")

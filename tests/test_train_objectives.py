@@ -121,7 +121,7 @@ def test_stage1_step_is_reconstruction_only_and_trains_everything(tiny) -> None:
 
 
 def test_missing_weight_file_names_it_and_the_download_command(tiny, tmp_path) -> None:
-    from latentsync.checkpoints import MissingCheckpointError
+    from latentsync.hub import MissingCheckpointError
 
     cfg = tiny_config(tiny, f"weights.trepa={tmp_path / 'absent.pth'}")
     with pytest.raises(MissingCheckpointError, match=r"absent\.pth.*weights\.trepa.*--with-training"):

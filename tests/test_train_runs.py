@@ -12,19 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_support import ASSETS, install_objectives_stand_in, overrides
+from helpers.training import overrides
 
 from latentsync.config import load_config
 from latentsync.data.sources import data_overrides, list_clips
 from latentsync.data.unet_dataset import UNetDataset
 from latentsync.models.syncnet import StableSyncNet
+from latentsync.testing import ASSETS
 from latentsync.train.loop import TrainingDivergedError
+from latentsync.train.objectives import load_unet_training_models, unet_loss
 from latentsync.train.state import checkpoints, sidecar_path
 from latentsync.train.syncnet import train_syncnet
 from latentsync.train.unet import train_unet
-
-install_objectives_stand_in()
-from latentsync.train.objectives import load_unet_training_models, unet_loss
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -154,7 +153,7 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
 
 
-STAND_IN = "import train_support; train_support.install_objectives_stand_in(); from latentsync.cli import main; "
+RUN_CLI = "from latentsync.cli import main; "
 
 
 def test_sigterm_leaves_a_resumable_checkpoint(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
@@ -162,7 +161,7 @@ def test_sigterm_leaves_a_resumable_checkpoint(tiny_training: Path, aligned_clip
     args = ["train", "unet", "--config", str(tiny_training / "unet_tiny.yaml"), "--output-dir", str(run), "-q",
             "--data", str(aligned_clips), *overrides(tiny_training, "unet"), "data.val_video_path=''",
             "run.max_train_steps=1000", "ckpt.save_ckpt_steps=1000", "train.log_every=1"]  # fmt: skip
-    code = STAND_IN + f"raise SystemExit(main({args!r}))"
+    code = RUN_CLI + f"raise SystemExit(main({args!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     metrics = run / "logs" / "metrics.jsonl"
     deadline = time.monotonic() + 240
@@ -195,11 +194,10 @@ def test_non_finite_losses_stop_the_run_naming_the_step(
 
 
 def test_trained_checkpoint_runs_in_infer(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
-    from conftest import write_wav
-
     from latentsync import cli
     from latentsync.audio import load_audio
     from latentsync.media import probe
+    from latentsync.testing import write_wav
 
     result = train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=1"), tmp_path / "run",
                         progress=False)  # fmt: skip
@@ -215,8 +213,7 @@ def test_trained_checkpoint_runs_in_infer(tiny_training: Path, aligned_clips: Pa
 
 
 LAUNCHER = """
-import sys, torch, train_support
-train_support.install_objectives_stand_in()
+import sys, torch
 from latentsync.train import loop
 run = loop.TrainLoop.run
 def run_and_keep(self):

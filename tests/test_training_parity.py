@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import GOLDEN, read_manifest
 from torchvision.transforms.functional import InterpolationMode, resize
 
 from latentsync.diffusion import (
@@ -24,6 +23,7 @@ from latentsync.diffusion import (
 from latentsync.faces.mask import diffusion_inputs, fixed_mask
 from latentsync.models.auxiliary.videomae import VideoMAEConfig, VideoMAEv2
 from latentsync.models.syncnet import StableSyncNet
+from latentsync.testing import GOLDEN, read_manifest
 from latentsync.train.losses import TREPALoss, cosine_bce, reconstruction_loss, sync_loss, syncnet_input
 
 pytestmark = pytest.mark.parity

@@ -8,27 +8,18 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from conftest import GOLDEN, read_manifest
-from latentsync.config import ConfigError, load_config
+from latentsync.config import ConfigError, bundled_config, load_config
 from latentsync.models import CheckpointError, UNet3DConditionModel
+from latentsync.testing import GOLDEN, randomize, read_manifest
 
 OFFICIAL_CONFIGS = ["stage1", "stage1_512", "stage2", "stage2_512", "stage2_efficient"]
 
 
 def tiny_config(**overrides) -> dict:
-    cfg = dict(load_config("configs/unet/stage2.yaml").model)
+    cfg = dict(load_config(bundled_config("unet/stage2.yaml")).model)
     cfg.update(block_out_channels=[32, 32, 64, 64], attention_head_dim=4, layers_per_block=1, sample_size=8)
     cfg.update(overrides)
     return cfg
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            fan_in = p[0].numel() if p.dim() > 1 else 1
-            p.copy_(torch.randn(p.shape, generator=gen) / fan_in**0.5 if p.dim() > 1 else 0.1 * torch.randn(p.shape, generator=gen))
-    return model.eval()
 
 
 def inputs(batch: int = 1, frames: int = 4, size: int = 8, seed: int = 1) -> dict:
@@ -45,9 +36,10 @@ def golden() -> dict:
     return torch.load(GOLDEN / "unet_small.pt", weights_only=True)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", OFFICIAL_CONFIGS)
 def test_state_dict_matches_official_manifest(name: str) -> None:
-    cfg = load_config(f"configs/unet/{name}.yaml")
+    cfg = load_config(bundled_config(f"unet/{name}.yaml"))
     with torch.device("meta"):
         model = UNet3DConditionModel.from_config(cfg.model)
     ours = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
@@ -55,8 +47,10 @@ def test_state_dict_matches_official_manifest(name: str) -> None:
     assert ours == official
     buffers = {k for k, _ in model.named_buffers()}
     assert buffers == {k for k, _, kind in read_manifest(f"unet_{name}") if kind == "buffer"}
+@pytest.mark.parity
 
 
+@pytest.mark.slow
 def test_golden_outputs_match_official_code(golden: dict) -> None:
     model = UNet3DConditionModel.from_config(golden["config"])
     model.load_state_dict(golden["state_dict"], strict=True)
@@ -77,7 +71,7 @@ def test_fresh_model_predicts_zero_and_uses_sdpa() -> None:
 
 
 def test_stage1_checkpoint_loads_into_stage2_model(tmp_path) -> None:
-    stage1 = randomize(UNet3DConditionModel.from_config(tiny_config(use_motion_module=False)))
+    stage1 = randomize(UNet3DConditionModel.from_config(tiny_config(use_motion_module=False))).eval()
     path = tmp_path / "stage1.pt"
     torch.save({"state_dict": stage1.state_dict(), "global_step": 1234}, path)
 
@@ -91,7 +85,7 @@ def test_stage1_checkpoint_loads_into_stage2_model(tmp_path) -> None:
 
 
 def test_checkpoint_that_does_not_fit_is_reported(tmp_path, caplog) -> None:
-    model = randomize(UNet3DConditionModel.from_config(tiny_config()))
+    model = randomize(UNet3DConditionModel.from_config(tiny_config())).eval()
     state = model.state_dict()
     state["conv_in.weight"] = torch.zeros(32, 9, 3, 3)  # e.g. an inpainting checkpoint with other input channels
     state["extra.weight"] = torch.zeros(1)
@@ -118,7 +112,7 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path) -> None:
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_forward_runs_close_to_fp32(dtype: torch.dtype) -> None:
-    model = randomize(UNet3DConditionModel.from_config(tiny_config()))
+    model = randomize(UNet3DConditionModel.from_config(tiny_config())).eval()
     with torch.no_grad():
         ref = model(**inputs()).sample
         half = copy.deepcopy(model).to(dtype)
@@ -129,6 +123,7 @@ def test_half_precision_forward_runs_close_to_fp32(dtype: torch.dtype) -> None:
     assert (out.float() - ref).abs().mean() < 0.05 * ref.abs().mean()
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_the_same_gradients() -> None:
     model = randomize(UNet3DConditionModel.from_config(tiny_config())).train()
     x = inputs()
@@ -143,8 +138,9 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
     torch.testing.assert_close(grads(), plain, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_audio_conditioning_layouts_and_no_audio_config() -> None:
-    model = randomize(UNet3DConditionModel.from_config(tiny_config()))
+    model = randomize(UNet3DConditionModel.from_config(tiny_config())).eval()
     x = inputs(batch=2)
     with torch.no_grad():
         flat = model(**x).sample
@@ -153,7 +149,7 @@ def test_audio_conditioning_layouts_and_no_audio_config() -> None:
     torch.testing.assert_close(four_d, flat)
     assert (silent - flat).abs().max() > 1e-3  # the audio really conditions the output
 
-    no_audio = randomize(UNet3DConditionModel.from_config(tiny_config(add_audio_layer=False)))
+    no_audio = randomize(UNet3DConditionModel.from_config(tiny_config(add_audio_layer=False))).eval()
     assert not any(".attn2." in k for k in no_audio.state_dict())
     with torch.no_grad():
         assert no_audio(x["sample"], 10, None).sample.shape == (2, 4, 4, 8, 8)

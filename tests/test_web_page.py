@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ASSETS
-from serverkit import SPEECH_SECONDS, LiveServer, short_speech
+from helpers.serverkit import SPEECH_SECONDS, LiveServer, short_speech
 
+from latentsync.config.defaults import INFERENCE
 from latentsync.server import ServerSettings
+from latentsync.testing import ASSETS
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
 from selenium.webdriver.common.action_chains import ActionChains
@@ -97,6 +98,9 @@ def run_job(browser, speech: Path, pick_face: bool) -> object:
         assert "the face you clicked" in browser.find_element(By.ID, "face-hint").text
     browser.find_element(By.ID, "audio-file").send_keys(str(speech))
     steps = browser.find_element(By.ID, "steps")
+    # The page shows the server's inference defaults before the user changes them.
+    WebDriverWait(browser, 10).until(lambda _: steps.get_attribute("value") == str(INFERENCE.steps))
+    assert browser.find_element(By.ID, "seed").get_attribute("value") == str(INFERENCE.seed)
     steps.clear()
     steps.send_keys("1")
     browser.find_element(By.ID, "submit").click()

@@ -10,14 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-FEATURE_RATE = 50  # feature rows per second: one per two 10 ms mel frames
-ROWS_BEFORE = 4  # rows before a frame's centre row (2 frames x 2 rows)
-ROWS_AFTER = 6  # rows from the centre row on (centre row, its pair, and 2 frames x 2 rows)
-TRAINING_FRAMES = 16  # frames per training sample
-TRAINING_FPS = 25  # training clips are resampled to 25 fps
+from latentsync.constants import AUDIO_ROWS_AFTER, AUDIO_ROWS_BEFORE, CLIP_FRAMES, FEATURE_RATE, VIDEO_FPS
 
 
-def num_video_frames(num_rows: int, fps: float = 25) -> int:
+def num_video_frames(num_rows: int, fps: float = VIDEO_FPS) -> int:
     """How many frames the official pipeline makes for `num_rows` feature rows at `fps`.
 
     The official loop emits frame i, then stops once frame i's start row int(i * 50 / fps) is past
@@ -32,7 +28,7 @@ def num_video_frames(num_rows: int, fps: float = 25) -> int:
     return first_past_end + 1
 
 
-def frame_rows(num_rows: int, fps: float = 25, start: int = 0, count: int | None = None) -> np.ndarray:
+def frame_rows(num_rows: int, fps: float = VIDEO_FPS, start: int = 0, count: int | None = None) -> np.ndarray:
     """Indices (count, 10) of the feature rows video frames start .. start + count - 1 see, clamped to the audio.
 
     Without `count`, frames run to the official frame count (`num_video_frames`); frames beyond the
@@ -46,7 +42,7 @@ def frame_rows(num_rows: int, fps: float = 25, start: int = 0, count: int | None
         raise ValueError(f"count must be >= 0, got {count}")
     frames = np.arange(start, start + count, dtype=np.int64)
     centres = np.floor(frames * FEATURE_RATE / float(fps)).astype(np.int64)
-    return np.clip(centres[:, None] + np.arange(-ROWS_BEFORE, ROWS_AFTER), 0, num_rows - 1)
+    return np.clip(centres[:, None] + np.arange(-AUDIO_ROWS_BEFORE, AUDIO_ROWS_AFTER), 0, num_rows - 1)
 
 
 def take_chunks(features: torch.Tensor, rows: np.ndarray, first_row: int = 0) -> torch.Tensor:
@@ -55,7 +51,9 @@ def take_chunks(features: torch.Tensor, rows: np.ndarray, first_row: int = 0) ->
     return picked.reshape(len(rows), rows.shape[1] * features.shape[1], features.shape[2])
 
 
-def frame_chunks(features: torch.Tensor, fps: float = 25, start: int = 0, count: int | None = None) -> torch.Tensor:
+def frame_chunks(
+    features: torch.Tensor, fps: float = VIDEO_FPS, start: int = 0, count: int | None = None
+) -> torch.Tensor:
     """Per-frame embeddings (count, 10 * layers, width) for video frames start .. start + count - 1.
 
     `features` is the (N, layers, width) array from `AudioEncoder.features`; `frame_rows` says which rows
@@ -66,6 +64,6 @@ def frame_chunks(features: torch.Tensor, fps: float = 25, start: int = 0, count:
     return take_chunks(features, frame_rows(len(features), fps, start, count))
 
 
-def training_window(features: torch.Tensor, start: int, num_frames: int = TRAINING_FRAMES) -> torch.Tensor:
+def training_window(features: torch.Tensor, start: int, num_frames: int = CLIP_FRAMES) -> torch.Tensor:
     """The (num_frames, 10 * layers, width) audio condition of a training clip starting at video frame `start`."""
-    return frame_chunks(features, TRAINING_FPS, start, num_frames)
+    return frame_chunks(features, VIDEO_FPS, start, num_frames)

@@ -7,9 +7,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from latentsync.constants import MODEL_SAMPLE_RATE as SAMPLE_RATE
 from latentsync.errors import LatentSyncError
-
-SAMPLE_RATE = 16000
 
 
 class AudioError(LatentSyncError, ValueError):

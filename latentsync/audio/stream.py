@@ -15,6 +15,7 @@ import torch
 
 from latentsync.audio.chunks import frame_rows, num_video_frames, take_chunks
 from latentsync.audio.windows import WindowMode, plan_windows
+from latentsync.constants import VIDEO_FPS
 
 if TYPE_CHECKING:
     from latentsync.audio.features import AudioEncoder
@@ -44,7 +45,7 @@ class AudioFeatureStream:
         """Plan indices of the windows whose rows are held, least recently used first."""
         return list(self._cache)
 
-    def num_frames(self, fps: float = 25) -> int:
+    def num_frames(self, fps: float = VIDEO_FPS) -> int:
         """The official number of video frames for this audio at `fps` (see `num_video_frames`)."""
         return num_video_frames(len(self), fps)
 
@@ -62,7 +63,7 @@ class AudioFeatureStream:
                 out[a - lo : b - lo] += self._window_rows(index)[a - w.row_lo : b - w.row_lo]
         return out
 
-    def frame_chunks(self, fps: float = 25, start: int = 0, count: int | None = None) -> torch.Tensor:
+    def frame_chunks(self, fps: float = VIDEO_FPS, start: int = 0, count: int | None = None) -> torch.Tensor:
         """What `frame_chunks(features, fps, start, count)` returns, encoding only the windows those frames see."""
         picks = frame_rows(len(self), fps, start, count)
         lo, hi = (int(picks.min()), int(picks.max()) + 1) if picks.size else (0, 0)

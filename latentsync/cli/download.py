@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from latentsync.checkpoints import download
 from latentsync.cli.options import add_model_version
+from latentsync.hub import download
 
 
 def run(args: argparse.Namespace) -> int:

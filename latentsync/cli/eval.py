@@ -15,8 +15,8 @@ import math
 import sys
 from pathlib import Path
 
-from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, MissingCheckpointError, checkpoint_paths
 from latentsync.errors import InvalidArgumentError
+from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, MissingCheckpointError, checkpoint_paths
 
 logger = logging.getLogger(__name__)
 

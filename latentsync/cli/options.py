@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from latentsync.checkpoints import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
+from latentsync.config.defaults import INFERENCE
+from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
 from latentsync.media.sync import SYNC_MODES
 
 # Containers the output video may be written in (H.264 + AAC).
@@ -64,19 +65,31 @@ def add_model_version(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
 
 def add_job_options(parser: argparse.ArgumentParser) -> None:
     """How one video is lip-synced: `infer`'s settings, and `batch`'s defaults for every row."""
-    parser.add_argument("--steps", type=int, default=20, help="DDIM steps, 1 to 1000 (default 20)")
     parser.add_argument(
-        "--guidance-scale", type=float, default=1.5, help="audio guidance, at least 1; 1 turns it off (default 1.5)"
+        "--steps", type=int, default=INFERENCE.steps, help=f"DDIM steps, 1 to 1000 (default {INFERENCE.steps})"
     )
-    parser.add_argument("--seed", type=int, default=1247, help="the same seed gives the same output (default 1247)")
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=INFERENCE.guidance_scale,
+        help=f"audio guidance, at least 1; 1 turns it off (default {INFERENCE.guidance_scale})",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=INFERENCE.seed, help=f"the same seed gives the same output (default {INFERENCE.seed})"
+    )
     parser.add_argument(
         "--sync-mode",
         choices=SYNC_MODES,
-        default="cut_off",
+        default=INFERENCE.sync_mode,
         help="when lengths differ: cut_off, loop, bounce, silence or remap (default cut_off)",
     )
     parser.add_argument("--deepcache", action="store_true", help="reuse deep U-Net features between steps (faster)")
-    parser.add_argument("--batch-frames", type=int, default=16, help="frames per diffusion chunk (default 16)")
+    parser.add_argument(
+        "--batch-frames",
+        type=int,
+        default=INFERENCE.batch_frames,
+        help=f"frames per diffusion chunk (default {INFERENCE.batch_frames})",
+    )
     face = parser.add_mutually_exclusive_group()
     face.add_argument(
         "--face-index",

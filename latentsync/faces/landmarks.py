@@ -170,12 +170,3 @@ def require(module: str, install_hint: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise BackendUnavailableError(f"{module} cannot be imported ({exc}); {install_hint}") from exc
-
-
-def resolve_device(device: str | None) -> str:
-    """The torch device string to use: `device`, or CUDA when available, else the CPU."""
-    if device is not None:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

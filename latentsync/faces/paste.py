@@ -29,19 +29,14 @@ RIM_EROSION = np.ones((2, 2), dtype=np.uint8)
 def resize_face(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) float32 crop resized to `size` (width, height): bicubic with antialiasing, as torchvision does.
 
-    Runs on one torch thread (the same pixels): this small resize and copy gain little from a second thread, and
-    cost about twice the CPU time with one, more when its core is busy elsewhere (e.g. with the video encoder).
+    It runs on the process's torch threads as they are (set once per process by `runtime.configure_threads`):
+    changing the process-wide count around this call would race with other threads pasting or denoising.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        tensor = torch.from_numpy(np.ascontiguousarray(face, dtype=np.float32)).permute(2, 0, 1)[None]
-        resized = torch.nn.functional.interpolate(
-            tensor, size=(size[1], size[0]), mode="bicubic", align_corners=False, antialias=True
-        )
-        return resized[0].permute(1, 2, 0).contiguous().numpy()
-    finally:
-        torch.set_num_threads(threads)
+    tensor = torch.from_numpy(np.ascontiguousarray(face, dtype=np.float32)).permute(2, 0, 1)[None]
+    resized = torch.nn.functional.interpolate(
+        tensor, size=(size[1], size[0]), mode="bicubic", align_corners=False, antialias=True
+    )
+    return resized[0].permute(1, 2, 0).contiguous().numpy()
 
 
 def soft_mask(box_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

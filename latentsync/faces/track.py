@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from latentsync.errors import LatentSyncError
 
 from .align import FaceAligner
+from .geometry import box_iou
 from .landmarks import Face, LandmarkDetector, select_face
 from .smooth import steady_anchors
 
@@ -119,20 +120,9 @@ class FaceFollower:
         """The face found that overlaps the last one seen the most, if it overlaps enough to be the same person."""
         if self._last_seen is None or not faces:
             return None
-        overlaps = [box_overlap(face.box, self._last_seen.box) for face in faces]
+        overlaps = [box_iou(face.box, self._last_seen.box) for face in faces]
         best = max(range(len(faces)), key=overlaps.__getitem__)
         return faces[best] if overlaps[best] >= SAME_FACE_OVERLAP else None
-
-
-def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = float(width * height)
-    area = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]))
-    return inter / (area - inter)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from .errors import MediaError
 from .frames import DecodeStats, FrameSource, Timeline
-from .probe import VideoInfo, probe
+from .probe import VideoInfo, media_duration, probe
 from .reader import VideoReader
 from .retime import retime
 from .sync import SYNC_MODES, SyncError, SyncMode, SyncPlan, plan_sync
@@ -20,6 +20,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "media_duration",
     "plan_sync",
     "probe",
     "retime",

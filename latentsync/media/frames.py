@@ -21,6 +21,8 @@ from typing import Iterable, Iterator, NamedTuple
 import av
 import numpy as np
 
+from latentsync.constants import VIDEO_FPS
+
 from .errors import MediaError
 from .probe import VideoInfo, open_video, probe, upright
 from .reader import nominal_frame_duration
@@ -152,7 +154,7 @@ class FrameSource:
     """
 
     def __init__(
-        self, path: str | Path, fps: float | Fraction = 25, threads: int = 0, rewind_frames: int | None = None
+        self, path: str | Path, fps: float | Fraction = VIDEO_FPS, threads: int = 0, rewind_frames: int | None = None
     ) -> None:
         """`rewind_frames`: the rewind store's size (None: REWIND_FRAMES, fewer for frames above 1080p)."""
         if rewind_frames is not None and rewind_frames < 0:

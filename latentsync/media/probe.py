@@ -12,6 +12,8 @@ from typing import Iterator
 import av
 import numpy as np
 
+from latentsync.constants import VIDEO_FPS
+
 from .errors import MediaError
 
 
@@ -36,7 +38,7 @@ class VideoInfo:
     rotation: int
     codec: str
 
-    def frames_at(self, fps: float | Fraction = 25) -> int:
+    def frames_at(self, fps: float | Fraction = VIDEO_FPS) -> int:
         """How many frames a reader retimed to `fps` yields: duration * fps, halves rounded up."""
         return math.floor(self.duration * fps + 0.5)
 
@@ -69,6 +71,22 @@ def open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, 
             yield container, container.streams.video[0]
         except av.error.FFmpegError as error:
             raise MediaError(f"{path}: decoding failed ({error})") from error
+
+
+def media_duration(path: str | Path) -> float:
+    """Seconds of any media file (video or audio), read from its headers without decoding; 0 when it states none.
+
+    Cheaper than `probe` and not limited to video: servers use it to refuse over-long inputs before any work.
+    """
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: not a readable media file ({exc})") from exc
+    with container:
+        if container.duration is not None:
+            return container.duration / av.time_base
+        stated = [float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base]
+        return max(stated, default=0.0)
 
 
 def probe(path: str | Path) -> VideoInfo:

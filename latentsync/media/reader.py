@@ -12,6 +12,8 @@ from typing import Callable, Iterator, TypeVar
 import av
 import numpy as np
 
+from latentsync.constants import VIDEO_FPS
+
 from .probe import VideoInfo, open_video, probe, upright
 from .retime import retime, timed
 
@@ -33,7 +35,7 @@ class VideoReader:
     """
 
     def __init__(
-        self, path: str | Path, fps: float | Fraction | None = 25, threads: int = 0, read_ahead: int = 4
+        self, path: str | Path, fps: float | Fraction | None = VIDEO_FPS, threads: int = 0, read_ahead: int = 4
     ) -> None:
         if read_ahead < 0:
             raise ValueError(f"read_ahead must be >= 0, got {read_ahead}")

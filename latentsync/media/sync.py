@@ -27,6 +27,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from latentsync.constants import MODEL_SAMPLE_RATE, VIDEO_FPS
 from latentsync.errors import LatentSyncError
 
 SyncMode = Literal["cut_off", "loop", "bounce", "silence", "remap"]
@@ -58,7 +59,7 @@ class SyncPlan:
 
 
 def plan_sync(
-    mode: SyncMode, n_video: int, n_audio: float, sample_rate: int = 16000, fps: int | Fraction = 25
+    mode: SyncMode, n_video: int, n_audio: float, sample_rate: int = MODEL_SAMPLE_RATE, fps: int | Fraction = VIDEO_FPS
 ) -> SyncPlan:
     """Plan the output of `mode` for a video of `n_video` frames and audio lasting `n_audio` frames."""
     if mode not in SYNC_MODES:

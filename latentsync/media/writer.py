@@ -14,6 +14,8 @@ from types import TracebackType
 import av
 import numpy as np
 
+from latentsync.constants import MODEL_SAMPLE_RATE, VIDEO_FPS
+
 from .errors import MediaError
 
 # Containers that can put their index first so players start before the download ends.
@@ -51,9 +53,9 @@ class VideoWriter:
         path: str | Path,
         width: int,
         height: int,
-        fps: float | Fraction = 25,
+        fps: float | Fraction = VIDEO_FPS,
         audio: np.ndarray | None = None,
-        sample_rate: int = 16000,
+        sample_rate: int = MODEL_SAMPLE_RATE,
         crf: int = 18,
         preset: str = "veryfast",
         audio_bitrate: int = 96_000,
@@ -202,9 +204,7 @@ class VideoWriter:
             return
         if samples.dtype == np.int16:
             samples = samples.astype(np.float32) / 32768.0
-        chunk = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples), format="fltp", layout=self._audio.layout.name
-        )
+        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=self._audio.layout.name)
         chunk.sample_rate = self.sample_rate
         chunk.pts = self._audio_written
         chunk.time_base = Fraction(1, self.sample_rate)

@@ -20,18 +20,17 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from latentsync.errors import LatentSyncError
+
 from .loading import load_into, read_checkpoint
+from .syncnet_config import SyncNetConfigError, SyncNetEncoderConfig, SyncNetModelConfig
 
 NORM_GROUPS = 32
 NORM_EPS = 1e-6
 ATTN_HEADS = 8
 
 
-class SyncNetConfigError(ValueError):
-    """The `model:` section of a SyncNet config is incomplete or inconsistent."""
-
-
-class SyncNetInputError(ValueError):
+class SyncNetInputError(LatentSyncError, ValueError):
     """Images or mels have a size the configured encoders do not reduce to a single embedding."""
 
 
@@ -101,17 +100,14 @@ class AttentionBlock(nn.Module):
 class DownEncoder(nn.Module):
     """conv_in, one residual (+ optional attention) block per stage, GroupNorm and ReLU out."""
 
-    def __init__(self, config: Mapping[str, Any], name: str, gradient_checkpointing: bool) -> None:
+    def __init__(self, config: SyncNetEncoderConfig, name: str, gradient_checkpointing: bool) -> None:
         super().__init__()
-        try:
-            in_channels = int(config["in_channels"])
-            widths = [int(c) for c in config["block_out_channels"]]
-            factors = [_pair(f) for f in config["downsample_factors"]]
-            dropout = float(config.get("dropout", 0.0))
-        except KeyError as exc:
-            raise SyncNetConfigError(f"{name} config lacks {exc}") from exc
+        in_channels, widths, dropout = config.in_channels, list(config.block_out_channels), config.dropout
+        factors = [_pair(f) for f in config.downsample_factors]
+        if not widths:
+            raise SyncNetConfigError(f"{name} config lacks 'block_out_channels'")
         # Official syncnet_25_pixel.yaml has no attn_blocks; it means no attention anywhere.
-        attn_blocks = [int(a) for a in config.get("attn_blocks") or [0] * len(widths)]
+        attn_blocks = list(config.attn_blocks) or [0] * len(widths)
         if not (len(widths) == len(factors) == len(attn_blocks)):
             raise SyncNetConfigError(
                 f"{name}: block_out_channels, downsample_factors and attn_blocks must have equal lengths, "
@@ -137,17 +133,16 @@ class DownEncoder(nn.Module):
 class StableSyncNet(nn.Module):
     """Embeds a face-frame stack and a mel window into unit vectors whose dot product scores sync.
 
-    `config` is the `model:` section of a SyncNet config (dict or OmegaConf). Inputs are images
-    (b, frames*3 or frames*4, H, W) and mels (b, 1, 80, T) sized so both encoders end at 1x1.
+    `config` is the `model:` section of a SyncNet config: a SyncNetModelConfig, or a dict or OmegaConf node
+    validated into one. Inputs are images (b, frames*3 or frames*4, H, W) and mels (b, 1, 80, T) sized so both
+    encoders end at 1x1.
     """
 
-    def __init__(self, config: Mapping[str, Any], gradient_checkpointing: bool = False) -> None:
+    def __init__(self, config: SyncNetModelConfig | Mapping[str, Any], gradient_checkpointing: bool = False) -> None:
         super().__init__()
-        for part in ("audio_encoder", "visual_encoder"):
-            if part not in config:
-                raise SyncNetConfigError(f"SyncNet config lacks the '{part}' section")
-        self.audio_encoder = DownEncoder(config["audio_encoder"], "audio_encoder", gradient_checkpointing)
-        self.visual_encoder = DownEncoder(config["visual_encoder"], "visual_encoder", gradient_checkpointing)
+        self.config = SyncNetModelConfig.from_any(config)
+        self.audio_encoder = DownEncoder(self.config.audio_encoder, "audio_encoder", gradient_checkpointing)
+        self.visual_encoder = DownEncoder(self.config.visual_encoder, "visual_encoder", gradient_checkpointing)
         self.eval()
 
     def forward(
@@ -170,7 +165,7 @@ class StableSyncNet(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, config: Mapping[str, Any], ckpt_path: str | Path, device: str | torch.device = "cpu"
+        cls, config: SyncNetModelConfig | Mapping[str, Any], ckpt_path: str | Path, device: str | torch.device = "cpu"
     ) -> StableSyncNet:
         """Build from `config` and strictly load an official `stable_syncnet.pt` (or a bare state dict).
 

@@ -18,16 +18,16 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from latentsync.config import DOWN_TYPES, UP_TYPES, UNetConfig
-
 from .loading import LoadReport, load_into, read_checkpoint
 from .resnet import InflatedConv3d
-from .unet_blocks import DownBlock3D, Stage, StageOptions, UNetMidBlock3DCrossAttn, UpBlock3D
+from .unet_blocks import DownBlock3D, LevelOptions, UNetLevel, UNetMidBlock3DCrossAttn, UpBlock3D
+from .unet_config import DOWN_TYPES, UP_TYPES, UNetConfig
 
 if TYPE_CHECKING:
     from latentsync.diffusion.deepcache import DeepCache
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass
 class UNet3DConditionOutput(BaseOutput):
@@ -46,7 +46,7 @@ class UNet3DConditionModel(nn.Module):
         temb_dim = channels[0] * 4
         motion_kwargs = asdict(config.motion_module_kwargs)
         motion_kwargs["attention_block_types"] = tuple(motion_kwargs["attention_block_types"])
-        opts = StageOptions(
+        opts = LevelOptions(
             temb_channels=temb_dim,
             norm_groups=config.norm_num_groups,
             norm_eps=config.norm_eps,
@@ -153,7 +153,7 @@ class UNet3DConditionModel(nn.Module):
     def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
         """Recompute each resnet/transformer/motion module in the backward pass instead of storing activations."""
         for module in self.modules():
-            if isinstance(module, Stage):
+            if isinstance(module, UNetLevel):
                 module.gradient_checkpointing = enabled
 
     def set_attn_processor(self, processor: AttentionProcessor) -> None:

@@ -1,7 +1,8 @@
-"""Down, mid and up stages of the 3D U-Net.
+"""Down, mid and up levels of the 3D U-Net ("level": one resolution of the U-Net; "stage" is kept for the
+pipeline's stages and the training stages 1 and 2).
 
-Every stage is a stack of layers of the same shape: a residual block, then (in the attention stages) a
-spatial transformer, then (in stage-2 models) a motion module. Down stages end in a stride-2 conv, up stages
+Every level is a stack of layers of the same shape: a residual block, then (in the attention levels) a
+spatial transformer, then (in stage-2 models) a motion module. Down levels end in a stride-2 conv, up levels
 start each layer by concatenating the matching skip connection and end in a x2 upsampling.
 """
 
@@ -20,8 +21,8 @@ from .resnet import Downsample3D, ResnetBlock3D, Upsample3D
 
 
 @dataclass(frozen=True)
-class StageOptions:
-    """What every stage of one U-Net shares."""
+class LevelOptions:
+    """What every level of one U-Net shares."""
 
     temb_channels: int
     norm_groups: int
@@ -31,8 +32,8 @@ class StageOptions:
     motion_kwargs: dict[str, Any]
 
 
-class Stage(nn.Module):
-    """Base of all stages: holds the per-layer modules and runs one layer, checkpointed when training asks."""
+class UNetLevel(nn.Module):
+    """Base of all levels: holds the per-layer modules and runs one layer, checkpointed when training asks."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,7 +41,7 @@ class Stage(nn.Module):
 
     def _build(
         self,
-        opts: StageOptions,
+        opts: LevelOptions,
         channels: list[tuple[int, int]],
         heads: int | None,
         motion: bool,
@@ -85,12 +86,12 @@ class Stage(nn.Module):
         return x
 
 
-class DownBlock3D(Stage):
+class DownBlock3D(UNetLevel):
     """`CrossAttnDownBlock3D` (with `heads`) or `DownBlock3D` (without) of the official configs."""
 
     def __init__(
         self,
-        opts: StageOptions,
+        opts: LevelOptions,
         in_channels: int,
         out_channels: int,
         num_layers: int,
@@ -102,9 +103,7 @@ class DownBlock3D(Stage):
         super().__init__()
         pairs = [(in_channels if i == 0 else out_channels, out_channels) for i in range(num_layers)]
         self._build(opts, pairs, heads, motion)
-        self.downsamplers = (
-            nn.ModuleList([Downsample3D(out_channels, downsample_padding)]) if add_downsample else None
-        )
+        self.downsamplers = nn.ModuleList([Downsample3D(out_channels, downsample_padding)]) if add_downsample else None
 
     def forward(
         self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None
@@ -119,11 +118,17 @@ class DownBlock3D(Stage):
         return x, skips
 
 
-class UNetMidBlock3DCrossAttn(Stage):
+class UNetMidBlock3DCrossAttn(UNetLevel):
     """Resnet, then `num_layers` times (transformer, motion module, resnet), at the lowest resolution."""
 
     def __init__(
-        self, opts: StageOptions, channels: int, heads: int, motion: bool, output_scale_factor: float, num_layers: int = 1
+        self,
+        opts: LevelOptions,
+        channels: int,
+        heads: int,
+        motion: bool,
+        output_scale_factor: float,
+        num_layers: int = 1,
     ) -> None:
         super().__init__()
         pairs = [(channels, channels)] * (num_layers + 1)
@@ -139,12 +144,12 @@ class UNetMidBlock3DCrossAttn(Stage):
         return x
 
 
-class UpBlock3D(Stage):
+class UpBlock3D(UNetLevel):
     """`CrossAttnUpBlock3D` (with `heads`) or `UpBlock3D` (without) of the official configs."""
 
     def __init__(
         self,
-        opts: StageOptions,
+        opts: LevelOptions,
         in_channels: int,
         out_channels: int,
         prev_output_channels: int,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -24,88 +23,42 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentsync.audio import SAMPLE_RATE, AudioEncoder, AudioFeatureStream, load_audio
-from latentsync.checkpoints import DEFAULT_VERSION, checkpoint_paths, get_version
-from latentsync.config import ConfigError, bundled_config, load_config, to_dict
+from latentsync.audio import AudioEncoder, AudioFeatureStream, load_audio
+from latentsync.config import ConfigError, bundled_config, load_config, mask_variant, to_dict
+from latentsync.config.defaults import INFERENCE
+from latentsync.constants import MODEL_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from latentsync.diffusion import load_scheduler, seeded_generator
-from latentsync.errors import InvalidArgumentError, LatentSyncError
+from latentsync.errors import InvalidArgumentError
 from latentsync.faces import create_detector
 from latentsync.faces.align import crop_face
 from latentsync.faces.mask import diffusion_inputs, fixed_mask
 from latentsync.faces.paste import paste_back
 from latentsync.faces.track import REDETECT_EVERY, FaceTrack, track_faces
+from latentsync.hub import DEFAULT_VERSION, checkpoint_paths, get_version
 from latentsync.media import SYNC_MODES, FrameSource, MediaError, SyncPlan, VideoReader, VideoWriter, plan_sync, probe
 from latentsync.models import UNet3DConditionModel, load_vae
+from latentsync.runtime import StageTimer, explain_gpu_memory, pick_device, pick_dtype
 
 from .diffusion import ChunkDenoiser, DiffusionSettings
 
 logger = logging.getLogger(__name__)
 
 FACE_SMOOTHING = ("steady", "official")
-FPS = 25  # the rate the models were trained at; every input is retimed to it
-OUTPUT_SAMPLE_RATE = 48000  # the output keeps the speech at full quality; the models only see 16 kHz
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 # With --low-vram the VAE decodes 4 frames at a time: at 512 px that puts the peak at the U-Net step (4.3 instead
 # of 5.6 GiB projected by benchmarks/vram.py) for a little speed, with the same pixels up to float round-off.
 LOW_VRAM_VAE_BATCH = 4
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The user's choice, else CUDA when present, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
-    """The user's choice; else fp16 on CUDA cards with fast fp16 (compute capability 7 and up: Volta, Turing and
-    newer), fp32 on older cards and on the CPU. bf16 is there on request (`--dtype bf16`, Ampere and newer)."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype is not None:
-        try:
-            return DTYPES[dtype]
-        except KeyError:
-            raise InvalidArgumentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}") from None
-    if device.type != "cuda":
-        return torch.float32
-    major, _ = torch.cuda.get_device_capability(device)
-    return torch.float16 if major >= 7 else torch.float32
-
-
-class GPUMemoryError(LatentSyncError, RuntimeError):
-    """The GPU ran out of memory; the message says what to try."""
-
-
-@contextmanager
-def explain_gpu_memory(device: torch.device, low_vram: bool) -> Iterator[None]:
-    """Turn CUDA's out-of-memory error into a GPUMemoryError that names the card's size and the remedy."""
-    try:
-        yield
-    except torch.OutOfMemoryError as error:
-        size = ""
-        if device.type == "cuda":
-            torch.cuda.empty_cache()  # what the failed run held goes back, for the next job of a server
-            size = f" ({torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB card)"
-        remedy = (
-            "close other programs that use it, or use --model-version 1.5 (256 px crops)"
-            if low_vram
-            else "run with --low-vram (the VAE and Whisper wait on the CPU, the VAE decodes fewer frames at once)"
-        )
-        raise GPUMemoryError(f"the GPU ran out of memory{size}: {remedy}") from error
 
 
 @dataclass
 class LipsyncOptions:
     """Per-call settings; the defaults are the official inference settings."""
 
-    steps: int = 20
-    guidance_scale: float = 1.5
-    seed: int = 1247
-    sync_mode: str = "cut_off"
+    steps: int = INFERENCE.steps
+    guidance_scale: float = INFERENCE.guidance_scale
+    seed: int = INFERENCE.seed
+    sync_mode: str = INFERENCE.sync_mode
     deepcache: bool = False
-    batch_frames: int = 16
+    batch_frames: int = INFERENCE.batch_frames
     face_index: int | None = None
     face_at: tuple[float, float] | None = None
     audio_windows: str = "official"
@@ -152,7 +105,7 @@ class LipsyncResult:
         where = f" -> {self.output}" if self.output else ""
         memory = f"; peak GPU memory {self.gpu_memory_peak / 2**30:.2f} GiB" if self.gpu_memory_peak is not None else ""
         return (
-            f"{self.frames} frames at {FPS} fps ({self.sync_mode}){where}; faces found in "
+            f"{self.frames} frames at {VIDEO_FPS} fps ({self.sync_mode}){where}; faces found in "
             f"{self.source_frames_with_face}/{self.source_frames} source frames, "
             f"{self.frames_without_face} output frames passed through unchanged; {stages}{memory}"
         )
@@ -191,8 +144,11 @@ class LipsyncPipeline:
         face_detector: str = "dlib",
         scheduler_config: str | Path | None = None,
         low_vram: bool = False,
+        mask: str = "mask",
     ) -> None:
+        """`mask`: the mouth mask variant (`faces.mask.MASK_SHAPES`), from the config's `mask_image_path`."""
         self.unet, self.vae, self.audio_encoder = unet, vae, audio_encoder
+        self.mask = mask
         if resolution % 64:
             raise ConfigError(
                 f"unsupported resolution {resolution}: face crops must be a multiple of 64 px "
@@ -245,7 +201,15 @@ class LipsyncPipeline:
             encoder = AudioEncoder(whisper_path, device="cpu" if low_vram else device)
         if compile:
             unet = torch.compile(unet)  # type: ignore[assignment]
-        return cls(unet, vae_model, encoder, int(config.data.resolution), face_detector, low_vram=low_vram)
+        return cls(
+            unet,
+            vae_model,
+            encoder,
+            int(config.data.resolution),
+            face_detector,
+            low_vram=low_vram,
+            mask=mask_variant(config.data.mask_image_path),
+        )
 
     # ----------------------------------------------------------------------------------------------------------
     def __call__(
@@ -253,14 +217,41 @@ class LipsyncPipeline:
         video: str | Path | np.ndarray,
         audio: str | Path | np.ndarray,
         output: str | Path | None = None,
-        **options: object,
+        *,
+        steps: int = INFERENCE.steps,
+        guidance_scale: float = INFERENCE.guidance_scale,
+        seed: int = INFERENCE.seed,
+        sync_mode: str = INFERENCE.sync_mode,
+        deepcache: bool = False,
+        batch_frames: int = INFERENCE.batch_frames,
+        face_index: int | None = None,
+        face_at: tuple[float, float] | None = None,
+        audio_windows: str = "official",
+        face_tracking: bool = True,
+        progress: bool = True,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> LipsyncResult:
         """Lip-sync `video` (a path, or 25 fps uint8 frames (n, H, W, 3)) to `audio` (a path, or 16 kHz mono).
 
         With `output`, the video is written there (H.264 + AAC, atomically); without, frames and audio are returned
-        in the result. `options` are the fields of LipsyncOptions; see the README for the sync modes.
+        in the result. The keywords are the fields of LipsyncOptions (same defaults: the official inference
+        settings); `sync_mode` is one of `media.SYNC_MODES` (see the README), `audio_windows` "official" or
+        "overlap", `on_progress(frames written, total)` is called after each chunk.
         """
-        opts = LipsyncOptions(**options)  # type: ignore[arg-type]
+        opts = LipsyncOptions(
+            steps=steps,
+            guidance_scale=guidance_scale,
+            seed=seed,
+            sync_mode=sync_mode,
+            deepcache=deepcache,
+            batch_frames=batch_frames,
+            face_index=face_index,
+            face_at=face_at,
+            audio_windows=audio_windows,
+            face_tracking=face_tracking,
+            progress=progress,
+            on_progress=on_progress,
+        )
         opts.check()
         if output is not None and not Path(output).parent.is_dir():
             raise MediaError(f"{output}: the output folder does not exist")  # before minutes of face finding
@@ -291,7 +282,7 @@ class LipsyncPipeline:
                 redetect_every=REDETECT_EVERY if opts.face_tracking else None,
                 steady=opts.face_smoothing == "steady",
             )
-        plan = plan_sync(opts.sync_mode, len(track), n_audio, sample_rate=OUTPUT_SAMPLE_RATE, fps=FPS)
+        plan = plan_sync(opts.sync_mode, len(track), n_audio, sample_rate=OUTPUT_SAMPLE_RATE, fps=VIDEO_FPS)
 
         with timer("audio"):
             # Extra frames of a longer video are lip-synced to real silence, not to the last spoken sound.
@@ -327,10 +318,14 @@ class LipsyncPipeline:
             speech = np.asarray(audio, dtype=np.float32)
             if speech.ndim != 1 or len(speech) == 0:
                 raise InvalidArgumentError(f"audio array must be non-empty 16 kHz mono, got shape {speech.shape}")
-            times = np.arange(round(len(speech) * OUTPUT_SAMPLE_RATE / SAMPLE_RATE)) * SAMPLE_RATE / OUTPUT_SAMPLE_RATE
+            times = (
+                np.arange(round(len(speech) * OUTPUT_SAMPLE_RATE / MODEL_SAMPLE_RATE))
+                * MODEL_SAMPLE_RATE
+                / OUTPUT_SAMPLE_RATE
+            )
             out = np.interp(times, np.arange(len(speech)), speech)
             return speech, (np.clip(out, -1, 1) * 32767).astype(np.int16)
-        return load_audio(audio, SAMPLE_RATE), load_audio(audio, OUTPUT_SAMPLE_RATE, as_int16=True)
+        return load_audio(audio, MODEL_SAMPLE_RATE), load_audio(audio, OUTPUT_SAMPLE_RATE, as_int16=True)
 
     def _open_video(
         self, video: str | Path | np.ndarray
@@ -341,7 +336,7 @@ class LipsyncPipeline:
             return frames, frames, (video.shape[2], video.shape[1])
         info = probe(video)
         logger.debug("video %s: %dx%d, %.3f fps, %.1f s", video, info.width, info.height, info.fps, info.duration)
-        return VideoReader(video, fps=FPS), FrameSource(video, fps=FPS), (info.width, info.height)
+        return VideoReader(video, fps=VIDEO_FPS), FrameSource(video, fps=VIDEO_FPS), (info.width, info.height)
 
     @torch.no_grad()
     def _synthesize(
@@ -369,12 +364,12 @@ class LipsyncPipeline:
         )
         generator = seeded_generator(opts.seed, self.unet.device)
         noise = denoiser.initial_noise(self.resolution, generator)
-        mask = fixed_mask(self.resolution)
+        mask = fixed_mask(self.resolution, self.mask)
         audio_layer = self.unet.config.add_audio_layer
         kept: list[np.ndarray] = []
         with_face = 0
         writer = (
-            VideoWriter(output, *frame_size, fps=FPS, audio=out_audio, sample_rate=OUTPUT_SAMPLE_RATE)
+            VideoWriter(output, *frame_size, fps=VIDEO_FPS, audio=out_audio, sample_rate=OUTPUT_SAMPLE_RATE)
             if output is not None
             else None
         )
@@ -395,7 +390,9 @@ class LipsyncPipeline:
                 if chunk.pixel_values is not None:
                     embeds = None
                     if audio_layer:
-                        embeds = features.frame_chunks(fps=FPS, start=start, count=len(chunk.indices))[chunk.picked]
+                        embeds = features.frame_chunks(fps=VIDEO_FPS, start=start, count=len(chunk.indices))[
+                            chunk.picked
+                        ]
                     synced = denoiser(chunk.pixel_values, torch.from_numpy(mask)[None, None], embeds, noise, generator)
                     synced = ((synced.float().cpu() + 1) * 127.5).permute(0, 2, 3, 1).numpy()
                     for face, j in zip(synced, chunk.picked):
@@ -428,21 +425,6 @@ class _Chunk(NamedTuple):
     frames: list[np.ndarray]
     picked: np.ndarray  # positions in the chunk of the frames with a face
     pixel_values: torch.Tensor | None  # their aligned faces as U-Net inputs, None when no frame has a face
-
-
-class StageTimer:
-    """Wall-clock seconds per named stage (a stage may be entered several times)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 @contextmanager

@@ -14,10 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import av
-
 from latentsync.errors import LatentSyncError
-from latentsync.media import MediaError
+from latentsync.media import media_duration
 from latentsync.server.fetch import FetchError, FetchPolicy, fetch
 from latentsync.server.jobs import Job, JobStore
 from latentsync.server.settings import ServerSettings
@@ -29,19 +27,6 @@ logger = logging.getLogger(__name__)
 
 class InputTooLong(LatentSyncError, ValueError):
     """A video or audio input longer than the server accepts."""
-
-
-def media_seconds(path: Path) -> float:
-    """The container's duration, read from its headers (no decoding), 0 when it states none."""
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise MediaError(f"{path}: not a readable media file ({exc})") from exc
-    with container:
-        if container.duration is not None:
-            return container.duration / av.time_base
-        stated = [float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base]
-        return max(stated, default=0.0)
 
 
 class Intake:
@@ -106,7 +91,7 @@ class Intake:
                 inputs[kind] = self._input(job.params[kind], work / kind, kind, deadline)
                 labels[str(inputs[kind])] = " and ".join(filter(None, (labels.get(str(inputs[kind])), kind)))
             for kind, path in inputs.items():
-                seconds = media_seconds(path)
+                seconds = media_duration(path)
                 if seconds > self.settings.max_duration:
                     raise InputTooLong(
                         f"the {kind} is {seconds:.1f} s long; this server accepts media up to "

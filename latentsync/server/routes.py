@@ -28,6 +28,7 @@ from latentsync.server.openapi import openapi_30
 from latentsync.server.retention import check_space, free_inputs
 from latentsync.server.schemas import (
     ERRORS,
+    JOB_DEFAULTS,
     MODELS,
     Deleted,
     DeletedResponse,
@@ -230,9 +231,9 @@ def _first_faces(path: Path, pipeline: Any) -> Faces:
 
 def _add_pages(app: FastAPI) -> None:
     @app.get("/health", tags=["server"])
-    def health() -> dict[str, str]:
-        """Liveness; needs no API key."""
-        return {"status": "ok", "version": __version__}
+    def health() -> dict[str, object]:
+        """Liveness, and the inference defaults; needs no API key."""
+        return {"status": "ok", "version": __version__, "defaults": JOB_DEFAULTS.as_dict()}
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

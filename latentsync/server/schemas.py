@@ -1,19 +1,18 @@
 """Request and response shapes of the API (they also make the OpenAPI page at /docs).
 
-`JOB_DEFAULTS` is the one place the server's job defaults come from; it mirrors the pipeline's own defaults
-(`LipsyncOptions`) so the page, the schema and a bare `POST` agree.
+The job defaults are the project's one set of inference defaults (`config.defaults.INFERENCE`), so the page, the
+schema, a bare `POST` and `latentsync infer` agree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from latentsync.pipelines.lipsync import LipsyncOptions
+from latentsync.config.defaults import INFERENCE as JOB_DEFAULTS
+from latentsync.media.sync import SyncMode
 
-SyncModeName = Literal["cut_off", "loop", "bounce", "silence", "remap"]
 Status = Literal["created", "processing", "completed", "failed"]
 
 # The hosted models whose submit endpoints this server answers; all of them run the loaded LatentSync model.
@@ -23,18 +22,6 @@ MODELS = {
     "sync/lipsync-1.9.0-beta": "sync. lipsync 1.9.0 beta",
     "sync/lipsync-3": "sync. lipsync-3",
 }
-
-
-@dataclass(frozen=True)
-class JobDefaults:
-    steps: int
-    guidance_scale: float
-    seed: int
-    sync_mode: str
-
-
-_OPTIONS = LipsyncOptions()
-JOB_DEFAULTS = JobDefaults(_OPTIONS.steps, _OPTIONS.guidance_scale, _OPTIONS.seed, _OPTIONS.sync_mode)
 
 
 class LipsyncRequest(BaseModel):
@@ -47,7 +34,7 @@ class LipsyncRequest(BaseModel):
 
     video: str = Field(description="http(s) URL of the video, or a download_url from the upload endpoint")
     audio: str = Field(description="http(s) URL of the speech (any audio, or a video's sound), or an upload URL")
-    sync_mode: SyncModeName = Field(
+    sync_mode: SyncMode = Field(
         JOB_DEFAULTS.sync_mode,  # type: ignore[arg-type]
         description="when the lengths differ: cut_off, loop, bounce, silence or remap",
     )

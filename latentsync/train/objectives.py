@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 from torch import nn
 
 from latentsync.audio import AudioEncoder
-from latentsync.checkpoints import MissingCheckpointError
 from latentsync.config import load_config, to_dict
 from latentsync.diffusion import (
     add_noise,
@@ -37,6 +36,7 @@ from latentsync.diffusion import (
     unet_input,
 )
 from latentsync.errors import InvalidArgumentError
+from latentsync.hub import MissingCheckpointError
 from latentsync.models.auxiliary.videomae import VideoMAEv2
 from latentsync.models.syncnet import StableSyncNet
 from latentsync.models.unet import UNet3DConditionModel

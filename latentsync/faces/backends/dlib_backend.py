@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..geometry import box_iou
 from ..landmarks import BackendUnavailableError, Face, check_frame, require
 
 DETECT_LONG_SIDE = 960
@@ -114,7 +115,7 @@ class DlibDetector:
         if rows.start == rows.stop or cols.start == cols.stop:
             return None
         faces = self._find(frame, (rows, cols), NEAR_WINDOW / max(width, height), upsample=0)
-        overlap = [(_iou(face.box, (x1, y1, x2, y2)), face) for face in faces]
+        overlap = [(box_iou(face.box, (x1, y1, x2, y2)), face) for face in faces]
         best = max(overlap, key=lambda pair: pair[0], default=(0.0, None))
         return best[1] if best[0] > 0 else None
 
@@ -143,13 +144,3 @@ class DlibDetector:
 def _span(start: float, stop: float, length: int) -> slice:
     """Whole pixels from `start` to `stop`, clamped to 0 .. length."""
     return slice(min(max(int(np.floor(start)), 0), length), min(max(int(np.ceil(stop)), 0), length))
-
-
-def _iou(a: np.ndarray | tuple[float, ...], b: np.ndarray | tuple[float, ...]) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = float(width * height)
-    return inter / (float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter)

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch.hub
 
-from ..landmarks import BackendUnavailableError, Face, check_frame, require, resolve_device
+from latentsync.runtime import pick_device
+
+from ..landmarks import BackendUnavailableError, Face, check_frame, require
 
 INSTALL_HINT = "pip install face-alignment"
 
@@ -47,7 +49,7 @@ class FaceAlignmentDetector:
                 "copy the files there (TORCH_HOME sets the folder)."
             )
         try:
-            self._fa = fa.FaceAlignment(fa.LandmarksType.TWO_D, device=resolve_device(device), **fa_options)
+            self._fa = fa.FaceAlignment(fa.LandmarksType.TWO_D, device=str(pick_device(device)), **fa_options)
         except OSError as exc:
             if not missing:
                 raise

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..landmarks import BackendUnavailableError, Face, check_frame, require, resolve_device
+from latentsync.runtime import pick_device
+
+from ..landmarks import BackendUnavailableError, Face, check_frame, require
 
 # The official pipeline's detector input size.
 DETECT_SIZE = 512
@@ -57,7 +59,7 @@ class InsightFaceDetector:
                 f"there (its detection and 2d106 landmark models), or pass root= the folder that holds models/{model}"
             )
         app_module = require("insightface.app", "pip install insightface onnxruntime-gpu (or onnxruntime)")
-        device = resolve_device(device)
+        device = str(pick_device(device))
         if device.startswith("cuda"):
             index = int(device.partition(":")[2] or 0)
             providers: list = [("CUDAExecutionProvider", {"device_id": index})]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from latentsync.checkpoints import MissingCheckpointError
+from latentsync.hub import MissingCheckpointError
 from latentsync.models.loading import CheckpointError
 
 # Heads are not visible in a state dict: the VideoMAE-v2 family's (ViT-S/B/L/H/g); other widths use 16-wide heads.

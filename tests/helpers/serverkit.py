@@ -12,16 +12,17 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from conftest import ASSETS, write_wav
 
 from latentsync.audio import load_audio
+from latentsync.constants import MODEL_SAMPLE_RATE
 from latentsync.server import ServerSettings, create_app
+from latentsync.testing import ASSETS, write_wav
 
 SPEECH_SECONDS = 0.4  # 10 output frames: the shortest job that still runs every stage
 
 
 def short_speech(folder: Path) -> Path:
-    return write_wav(folder / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[: int(16000 * SPEECH_SECONDS)])
+    return write_wav(folder / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[: int(MODEL_SAMPLE_RATE * SPEECH_SECONDS)])
 
 
 class LiveServer:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from diffusers import AutoencoderKL
 from omegaconf import OmegaConf
 
-from latentsync.config import bundled_config, load_config, to_dict
+from latentsync.config import bundled_config, load_config, save_config, to_dict
 from latentsync.models.unet import UNet3DConditionModel
+from latentsync.testing.whisper import write_whisper_checkpoint
 
 if TYPE_CHECKING:
     from latentsync.pipelines.lipsync import LipsyncPipeline
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 TINY_WIDTH = 64  # whisper width = U-Net cross-attention width
 
@@ -54,14 +57,17 @@ class TinyModels:
         )
 
 
-def _randomize(module: torch.nn.Module, generator: torch.Generator) -> None:
-    """Scaled normal weights everywhere, so that no zero-initialised layer hides a code path."""
+def randomize(module: M, generator: torch.Generator | int = 0) -> M:
+    """Scaled normal weights everywhere, so that no zero-initialised layer hides a code path; returns `module`."""
+    if isinstance(generator, int):
+        generator = torch.Generator().manual_seed(generator)
     with torch.no_grad():
         for p in module.parameters():
             if p.dim() > 1:
                 p.copy_(torch.randn(p.shape, generator=generator) / p[0].numel() ** 0.5)
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=generator))
+    return module
 
 
 def write_tiny_models(folder: str | Path, resolution: int = 64, seed: int = 0) -> TinyModels:
@@ -78,9 +84,9 @@ def write_tiny_models(folder: str | Path, resolution: int = 64, seed: int = 0) -
     cfg.model.cross_attention_dim = TINY_WIDTH
     cfg.model.sample_size = resolution // 8
     unet_config = folder / "unet_tiny.yaml"
-    OmegaConf.save(cfg, unet_config)
+    save_config(cfg, unet_config)
     unet = UNet3DConditionModel.from_config(to_dict(cfg.model))
-    _randomize(unet, gen)
+    randomize(unet, gen)
     unet_checkpoint = folder / "unet_tiny.pt"
     torch.save({"state_dict": unet.state_dict(), "global_step": 0}, unet_checkpoint)
 
@@ -91,9 +97,8 @@ def write_tiny_models(folder: str | Path, resolution: int = 64, seed: int = 0) -
         n_vocab=64, n_text_ctx=8, n_text_state=TINY_WIDTH, n_text_head=2, n_text_layer=1,
     )  # fmt: skip
     whisper = Whisper(dims)
-    _randomize(whisper, gen)
-    whisper_checkpoint = folder / "whisper_tiny.pt"
-    torch.save({"dims": dims.__dict__, "model_state_dict": whisper.state_dict()}, whisper_checkpoint)
+    randomize(whisper, gen)
+    whisper_checkpoint = write_whisper_checkpoint(folder / "whisper_tiny.pt", dims.__dict__, whisper.state_dict())
 
     vae = AutoencoderKL(
         block_out_channels=[32, 32, 32, 32],
@@ -164,7 +169,7 @@ def write_tiny_training_models(folder: str | Path, resolution: int = 64, seed: i
 
     model = _tiny_syncnet_model(resolution)
     syncnet = StableSyncNet(model)
-    _randomize(syncnet, gen)
+    randomize(syncnet, gen)
     syncnet_checkpoint = folder / "syncnet_tiny.pt"
     torch.save({"state_dict": syncnet.state_dict(), "global_step": 0}, syncnet_checkpoint)
     cfg = load_config(bundled_config("syncnet/syncnet_16_pixel_attn.yaml"))
@@ -175,7 +180,7 @@ def write_tiny_training_models(folder: str | Path, resolution: int = 64, seed: i
     OmegaConf.save(cfg, syncnet_config)
 
     videomae = VideoMAEv2(VideoMAEConfig(embed_dim=32, depth=1, num_heads=2, mlp_hidden=64, num_classes=4))
-    _randomize(videomae, gen)
+    randomize(videomae, gen)
     videomae_path = folder / "videomae_tiny.pth"
     torch.save({"model": videomae.state_dict()}, videomae_path)
 

@@ -12,7 +12,7 @@ from diffusers import AutoencoderKL
 
 import latentsync
 from latentsync import cli
-from latentsync.checkpoints import MissingCheckpointError, checkpoint_paths
+from latentsync.hub import MissingCheckpointError, checkpoint_paths
 from latentsync.models import VAE_SCALING_FACTOR, CheckpointError, load_vae
 
 
@@ -43,7 +43,7 @@ def fake_hub(monkeypatch) -> FakeHub:
     import huggingface_hub
 
     hub = FakeHub()
-    monkeypatch.setattr(latentsync.checkpoints, "check_hub_reachable", lambda files: None)
+    monkeypatch.setattr(latentsync.hub, "check_hub_reachable", lambda files: None)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub.hf_hub_download)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
     return hub
@@ -118,8 +118,21 @@ def test_infer_fetches_only_the_missing_default_files(tmp_path, fake_hub, monkey
 
     monkeypatch.setattr(lipsync.LipsyncPipeline, "from_pretrained", classmethod(lambda cls, **kw: kw))
     args = cli.build_parser().parse_args(
-        ["infer", "--video", "v.mp4", "--audio", "a.wav", "--output", "o.mp4", "--checkpoints", str(tmp_path),
-         "--unet-checkpoint", "mine.pt", "--whisper-checkpoint", "tiny.pt"]  # fmt: skip
+        [
+            "infer",
+            "--video",
+            "v.mp4",
+            "--audio",
+            "a.wav",
+            "--output",
+            "o.mp4",
+            "--checkpoints",
+            str(tmp_path),
+            "--unet-checkpoint",
+            "mine.pt",
+            "--whisper-checkpoint",
+            "tiny.pt",
+        ]  # fmt: skip
     )
     assert cli.load_pipeline(args)["unet_checkpoint"] == "mine.pt"
     assert {name for _, name in fake_hub.calls} == {"config.json", "diffusion_pytorch_model.safetensors"}

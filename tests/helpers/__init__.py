@@ -1,0 +1,1 @@
+"""Helpers several test modules share (server harness, ...); generic ones are in `latentsync.testing`."""

@@ -7,7 +7,7 @@ import dataclasses
 from latentsync.cli import build_parser
 from latentsync.config.defaults import INFERENCE
 from latentsync.pipelines.lipsync import LipsyncOptions
-from latentsync.server.app import LipsyncRequest
+from latentsync.server.schemas import LipsyncRequest
 
 
 def test_cli_server_and_pipeline_share_the_inference_defaults() -> None:

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from latentsync import __version__
-from latentsync.cli import download, infer, serve
+from latentsync.cli import download, infer, preprocess, serve
 from latentsync.cli.options import add_model_options, load_pipeline
 from latentsync.errors import LatentSyncError
 
 __all__ = ["add_model_options", "build_parser", "load_pipeline", "main"]
 
-SUBCOMMANDS = (download, infer, serve)
+SUBCOMMANDS = (download, infer, serve, preprocess)
 
 
 def build_parser() -> argparse.ArgumentParser:

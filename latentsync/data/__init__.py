@@ -1,0 +1,1 @@
+"""Training data: preparing clips from raw videos (`preprocess`) and the file list the trainer reads (`fileslist`)."""

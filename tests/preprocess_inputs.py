@@ -36,14 +36,14 @@ def write(path: Path, frames: list[np.ndarray], audio: np.ndarray | None, fps: i
     return path
 
 
-def build_raw(assets: Path, raw: Path, seconds: float = 3.0) -> dict[str, str]:
+def build_raw(assets: Path, raw: Path, seconds: float = 2.2) -> dict[str, str]:
     """The issue's test folder; returns {file: what it is}."""
     demo = {i: clip(assets / f"demo{i}_video.mp4", seconds) for i in (1, 2, 3)}
     for i, (frames, audio) in demo.items():
         write(raw / f"demo{i}.mp4", frames, audio)
     frames30, audio30 = clip(assets / "demo1_video.mp4", seconds, fps=30)
     write(raw / "rates" / "demo1_30fps.mp4", frames30, audio30, fps=30)
-    half = int(seconds * 25) - 10  # two shots of more than 50 frames each
+    half = 52  # two shots long enough to keep (51 frames or more)
     spliced = demo[1][0][-half:] + demo[2][0][:half]
     write(raw / "spliced.mp4", spliced, np.concatenate([demo[1][1][-half * 640 :], demo[2][1][: half * 640]]))
     data = (raw / "demo2.mp4").read_bytes()

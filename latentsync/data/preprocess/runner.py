@@ -169,7 +169,7 @@ def _warn_skipped(auxiliary: str) -> list[str]:
     """Warn once per run about each stage that cannot run here; the reasons."""
     sync, quality = filters(auxiliary)
     reasons = []
-    for stage, why in (("sync filter (stage 6)", sync.skipped), ("quality filter (stage 7)", quality.skipped)):
+    for stage, why in (("sync filter (stage 6)", sync.warning), ("quality filter (stage 7)", quality.warning)):
         if why:
             log.warning("skipping the %s: %s", stage, why)
             reasons.append(f"{stage}: {why}")

@@ -22,8 +22,14 @@ class QualityFilter:
     @property
     def skipped(self) -> str:
         if not self.weights.is_file():
-            return f"{WEIGHTS} not found at {self.weights}; fetch it with `{FETCH}`"
+            return f"{WEIGHTS} not found in {self.weights.parent}"
         return "the HyperIQA scorer is not implemented in this version of latentsync"
+
+    @property
+    def warning(self) -> str | None:
+        """The skip reason as a user reads it: with the command that fetches a missing file."""
+        why = self.skipped
+        return f"{why}; fetch it with `{FETCH}`" if why and not self.weights.is_file() else why
 
     def score(self, clip: Path) -> dict[str, Any]:
         return {"skipped": self.skipped}

@@ -8,7 +8,7 @@ weight file the stage is skipped with a warning, and the manifest says so.
 
 from __future__ import annotations
 
-import logging
+import importlib.util
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from ..settings import FPS, SAMPLE_RATE, Settings
 WEIGHTS = "syncnet_v2.model"
 FETCH = "latentsync download --with-training"
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
-log = logging.getLogger(__name__)
 
 
 def load_scorer(path: Path, device: str | None = None) -> Any:
@@ -46,8 +45,16 @@ class SyncFilter:
     def skipped(self) -> str | None:
         """Why the stage cannot run here, or None."""
         if not self.weights.is_file():
-            return f"{WEIGHTS} not found at {self.weights}; fetch it with `{FETCH}`"
+            return f"{WEIGHTS} not found in {self.weights.parent}"
+        if importlib.util.find_spec("latentsync.eval.sync") is None:
+            return "the sync scorer (latentsync.eval.sync) is not part of this installation"
         return None
+
+    @property
+    def warning(self) -> str | None:
+        """The skip reason as a user reads it: with the command that fetches a missing file."""
+        why = self.skipped
+        return f"{why}; fetch it with `{FETCH}`" if why and not self.weights.is_file() else why
 
     def score(self, clip: Path) -> dict[str, Any]:
         """{"offset", "conf", "min_dist"} of the clip, or {"skipped": why}."""

@@ -25,7 +25,7 @@ from . import manifest
 from .lock import OutputLock
 from .manifest import Record
 from .settings import Settings
-from .video import Job, filters, filters_fingerprint, process
+from .video import PREPARE_STAGES, Job, filters, filters_fingerprint, process
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".wmv", ".3gp"}
 log = logging.getLogger(__name__)
@@ -71,9 +71,12 @@ def needs_work(previous: Record | None, raw_dir: Path, rel: str, settings: Setti
     if previous is None:
         return True
     stat = (raw_dir / rel).stat()
-    return (previous["prepare"], previous["size"], previous["mtime_ns"], previous.get("filters")) != (
-        settings.fingerprint("prepare"), stat.st_size, stat.st_mtime_ns, filters_fingerprint(settings, auxiliary)
-    )  # fmt: skip
+    if (previous["prepare"], previous["size"], previous["mtime_ns"]) != (
+        settings.fingerprint("prepare"), stat.st_size, stat.st_mtime_ns
+    ):
+        return True
+    judged = any(s["state"] != "dropped" or s["stage"] not in PREPARE_STAGES for s in previous["segments"])
+    return judged and previous.get("filters") != filters_fingerprint(settings, auxiliary)
 
 
 def run_preprocess(

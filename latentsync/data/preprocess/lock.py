@@ -27,7 +27,7 @@ class OutputLock:
         self.shard = shard
         self._files: list[tuple[IO[str], bool]] = []
 
-    def __enter__(self) -> OutputLock:
+    def __enter__(self) -> OutputLock:  # noqa: PYI034 (Self needs Python 3.11)
         try:
             if self.shard is None:
                 self._take(self.out_dir / LOCK, fcntl.LOCK_EX)
@@ -40,7 +40,7 @@ class OutputLock:
         return self
 
     def _take(self, path: Path, mode: int) -> None:
-        file = open(path, "a+")
+        file = open(path, "a+")  # noqa: SIM115 (held open for the run: closing it releases the lock)
         try:
             fcntl.flock(file, mode | fcntl.LOCK_NB)
         except BlockingIOError:

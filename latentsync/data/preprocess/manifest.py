@@ -53,7 +53,7 @@ class ManifestWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         _cut_torn_line(path)
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (open for the run, closed by `close`)
 
     def append(self, record: Record) -> None:
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
@@ -69,8 +69,7 @@ def compact(out_dir: Path) -> None:
     latest = load(out_dir)
     temp = out_dir / f".{MAIN}.partial"
     with open(temp, "w", encoding="utf-8") as file:
-        for key in sorted(latest):
-            file.write(json.dumps(latest[key], sort_keys=True) + "\n")
+        file.writelines(json.dumps(latest[key], sort_keys=True) + "\n" for key in sorted(latest))
         file.flush()
         os.fsync(file.fileno())
     os.replace(temp, out_dir / MAIN)

@@ -15,7 +15,6 @@ from latentsync.media import MediaError, VideoReader
 
 from . import manifest
 from .settings import FPS
-from .video import CLIPS
 
 SHEET = "contact_sheet.png"
 SHEET_COLUMNS = 10

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -57,7 +57,7 @@ def in_shard(rel: str, shard: tuple[int, int] | None) -> bool:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """"I/N" -> (I, N), with 0 <= I < N."""
+    """`I/N` -> (I, N), with 0 <= I < N."""
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
@@ -72,7 +72,9 @@ def needs_work(previous: Record | None, raw_dir: Path, rel: str, settings: Setti
         return True
     stat = (raw_dir / rel).stat()
     if (previous["prepare"], previous["size"], previous["mtime_ns"]) != (
-        settings.fingerprint("prepare"), stat.st_size, stat.st_mtime_ns
+        settings.fingerprint("prepare"),
+        stat.st_size,
+        stat.st_mtime_ns,
     ):
         return True
     judged = any(s["state"] != "dropped" or s["stage"] not in PREPARE_STAGES for s in previous["segments"])
@@ -133,7 +135,9 @@ def _run_local(jobs: list[Job], workers: int) -> Iterator[Record]:
     if workers == 1 or len(jobs) <= 1:
         yield from map(process, jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+    # Forked workers start at once with this process's imports (torch alone takes seconds to import).
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=_worker_init) as pool:
         pending = {pool.submit(process, job) for job in jobs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

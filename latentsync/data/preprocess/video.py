@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -186,13 +186,13 @@ def publish_link(source: Path, target: Path) -> None:
     os.replace(temp, target)
 
 
-@lru_cache(maxsize=None)
+@cache
 def landmark_detector(name: str) -> LandmarkDetector:
     """One detector per process, built on first use (the dlib model takes seconds to load)."""
     return create_detector(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def filters(auxiliary: str) -> tuple[SyncFilter, QualityFilter]:
     """The stage 6-7 filters of this process, models loaded on first use and kept."""
     return SyncFilter(Path(auxiliary)), QualityFilter(Path(auxiliary))

@@ -40,4 +40,4 @@ def _without_path(error: Exception, path: Path) -> str:
     """The error message without the leading file name (the manifest line names the input already)."""
     text = str(error)
     prefix = f"{path}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
+    return text.removeprefix(prefix)

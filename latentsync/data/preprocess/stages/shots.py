@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from latentsync.errors import LatentSyncError
+
 # PySceneDetect shrinks frames to at least this width before scoring them (scene_manager.DEFAULT_MIN_WIDTH).
 DETECT_WIDTH = 256
 
@@ -31,8 +33,11 @@ def with_shots(
     frames: Iterable[np.ndarray], fps: float, threshold: float, min_frames: int
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """(shot number from 1, frame index, frame) for each frame, as soon as the detector has decided its shot."""
-    from scenedetect import FrameTimecode
-    from scenedetect.detectors import AdaptiveDetector
+    try:
+        from scenedetect import FrameTimecode
+        from scenedetect.detectors import AdaptiveDetector
+    except ImportError:
+        raise LatentSyncError('shot detection needs PySceneDetect: pip install "latentsync[train]"') from None
 
     detector = AdaptiveDetector(adaptive_threshold=threshold, min_scene_len=min_frames)
     held: deque[tuple[int, np.ndarray]] = deque()

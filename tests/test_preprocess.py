@@ -231,9 +231,9 @@ def test_workers_shards_and_kill_minus_9_give_the_same_manifest(small_raw: Path,
     assert manifest_lines(sharded) == expected
     assert tree_hashes(sharded / "clips") == tree_hashes(reference / "clips")
 
-    # kill -9 in the middle of the run (a forked process: the same as the command, without its imports), then rerun.
+    # kill -9 in the middle of the run (a process forked from a clean server: the command without its imports).
     killed = tmp_path / "killed"
-    process = get_context("fork").Process(target=run_preprocess, args=(small_raw, killed, Settings(), aux),
+    process = get_context("forkserver").Process(target=run_preprocess, args=(small_raw, killed, Settings(), aux),
                                           kwargs={"progress": False})  # fmt: skip
     process.start()
     deadline = time.monotonic() + 120
@@ -302,3 +302,35 @@ def test_a_torn_manifest_line_is_ignored_and_cut_off(tmp_path: Path) -> None:
 def test_output_inside_the_raw_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="must not contain one another"):
         run_preprocess(tmp_path, tmp_path / "out", Settings(), tmp_path, progress=False)
+
+
+def test_a_broken_input_is_recorded_and_retried_and_a_full_disk_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from latentsync.data.preprocess import video
+    from latentsync.data.preprocess.video import DiskFullError
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    (raw / "a.mp4").write_text("text")
+
+    def broken(job: video.Job) -> dict:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(video, "process", broken)
+    run_preprocess(raw, out, Settings(), tmp_path, progress=False)
+    (record,) = manifest_lines(out)
+    assert (record["state"], record["reason"]) == ("failed", "RuntimeError: a bug")
+    monkeypatch.undo()
+    assert run_preprocess(raw, out, Settings(), tmp_path, progress=False).processed == 1  # retried
+    assert manifest_lines(out)[0]["stage"] == "probe"
+
+    def full(job: video.Job) -> dict:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(video, "process", full)
+    (raw / "b.mp4").write_text("text")
+    with pytest.raises(DiskFullError, match="disk is full"):
+        run_preprocess(raw, out, Settings(), tmp_path, progress=False)

@@ -25,7 +25,7 @@ from . import manifest
 from .lock import OutputLock
 from .manifest import Record
 from .settings import Settings
-from .video import PREPARE_STAGES, Job, filters, filters_fingerprint, process
+from .video import PREPARE_STAGES, Job, filters, filters_fingerprint, process_safely
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".wmv", ".3gp"}
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def needs_work(previous: Record | None, raw_dir: Path, rel: str, settings: Settings, auxiliary: str) -> bool:
-    if previous is None:
+    if previous is None or previous["state"] == "failed":
         return True
     stat = (raw_dir / rel).stat()
     if (previous["prepare"], previous["size"], previous["mtime_ns"]) != (
@@ -133,12 +133,17 @@ def run_preprocess(
 def _run_local(jobs: list[Job], workers: int) -> Iterator[Record]:
     """Records in completion order: in this process with one worker, else in `workers` spawned processes."""
     if workers == 1 or len(jobs) <= 1:
-        yield from map(process, jobs)
+        yield from map(process_safely, jobs)
         return
-    # Forked workers start at once with this process's imports (torch alone takes seconds to import).
-    method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=_worker_init) as pool:
-        pending = {pool.submit(process, job) for job in jobs}
+    # Workers fork from a server process that imported the stages once (torch alone takes seconds to import), not
+    # from this one, whose library thread pools (OpenCV's) do not survive a fork.
+    if "forkserver" in get_all_start_methods():
+        context = get_context("forkserver")
+        context.set_forkserver_preload([__name__.rpartition(".")[0] + ".video"])
+    else:
+        context = get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        pending = {pool.submit(process_safely, job) for job in jobs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -162,7 +167,7 @@ def _run_ray(jobs: list[Job], address: str | None) -> Iterable[Record]:
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=1)(process)
+        task = ray.remote(num_cpus=1)(process_safely)
         pending = [task.remote(job) for job in jobs]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

@@ -8,8 +8,11 @@ without scoring again. The result is the input's manifest record.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from latentsync.errors import LatentSyncError
 from latentsync.faces import LandmarkDetector, create_detector
 from latentsync.media import MediaError, VideoReader
 
@@ -32,6 +36,7 @@ from .stages.sync import SyncFilter, decide, shift_audio
 # Segment drops decided while preparing (stages 3-5); the others come from the filters (stages 6-7).
 PREPARE_STAGES = ("segment", "faces", "audio", "decode")
 ALIGNED, CLIPS = "aligned", "clips"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,26 @@ class Job:
     settings: Settings
     auxiliary: str  # folder of the auxiliary weight files
     previous: Record | None = None
+
+
+class DiskFullError(LatentSyncError, OSError):
+    """OUT_DIR's disk is full: the run stops (a clip being written is discarded, finished ones are kept)."""
+
+
+def process_safely(job: Job) -> Record:
+    """`process`, with an input that breaks it recorded as "failed" (and retried next run) instead of ending the run;
+    only a full disk ends it."""
+    try:
+        return process(job)
+    except (OSError, MediaError) as error:
+        if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
+            raise DiskFullError(f"{job.out_dir}: the disk is full ({error}); free space and run again") from error
+        failure: Exception = error
+    except Exception as error:  # noqa: BLE001 (a bug or an input no stage foresaw: recorded, the run goes on)
+        failure = error
+    log.error("%s failed", job.input, exc_info=failure)
+    return {"input": job.input, "prepare": job.settings.fingerprint("prepare"), "size": None, "mtime_ns": None,
+            "state": "failed", "stage": "error", "reason": f"{type(failure).__name__}: {failure}", "segments": []}  # fmt: skip
 
 
 def process(job: Job) -> Record:
@@ -61,6 +86,11 @@ def process(job: Job) -> Record:
     else:
         record = {"input": job.input, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "prepare": fingerprint}
         record.update(prepare(src, out / ALIGNED, job.input, job.settings))
+        made = {s["clip"] for s in record["segments"] if s["state"] != "dropped" or s["stage"] not in PREPARE_STAGES}
+        for segment in (previous or {}).get("segments", []):  # what an earlier run made that this one does not
+            if segment["clip"] not in made:
+                (out / ALIGNED / segment["clip"]).unlink(missing_ok=True)
+                (out / CLIPS / segment["clip"]).unlink(missing_ok=True)
     sync, quality = filters(job.auxiliary)
     record["filters"] = filters_fingerprint(job.settings, job.auxiliary)
     for segment in record["segments"]:
@@ -81,24 +111,24 @@ def prepare(src: Path, aligned_dir: Path, rel: str, settings: Settings) -> dict[
     current: _Segment | None = None
     shot_start = frames = 0
     result: dict[str, Any] = {"state": "done", "stage": None, "reason": None, "duration": info.duration}
-    try:
-        for shot, index, frame in with_shots(
-            VideoReader(src, fps=FPS), FPS, settings.shot_threshold, settings.shot_min_frames
-        ):
-            frames = index + 1
-            if current is None or shot != current.shot:
-                shot_start = index
-            number = (index - shot_start) // settings.segment_frames
-            if current is None or (shot, number) != (current.shot, current.number):
-                if current is not None:
-                    segments.append(current.finish(aligned_dir, audio))
-                clip = (folder / f"{name}_shot_{shot:03d}_{number:03d}.mp4").as_posix()
-                current = _Segment(clip, shot, number, index, FaceCheck(detector, settings), SegmentCrops(settings))
-            current.add(frame)
-    except MediaError as error:
-        result["error"] = f"decoding stopped after frame {frames}: {error}"
-        if current is not None:
-            current.reason, current.stage = "the video's decoding failed in this segment", "decode"
+    decoded = _decoded(with_shots(VideoReader(src, fps=FPS), FPS, settings.shot_threshold, settings.shot_min_frames))
+    for item in decoded:
+        if isinstance(item, MediaError):
+            result["error"] = f"decoding stopped after frame {frames}: {item}"
+            if current is not None:
+                current.reason, current.stage = "the video's decoding failed in this segment", "decode"
+            break
+        shot, index, frame = item
+        frames = index + 1
+        if current is None or shot != current.shot:
+            shot_start = index
+        number = (index - shot_start) // settings.segment_frames
+        if current is None or (shot, number) != (current.shot, current.number):
+            if current is not None:
+                segments.append(current.finish(aligned_dir, audio))
+            clip = (folder / f"{name}_shot_{shot:03d}_{number:03d}.mp4").as_posix()
+            current = _Segment(clip, shot, number, index, FaceCheck(detector, settings), SegmentCrops(settings))
+        current.add(frame)
     if current is not None:
         segments.append(current.finish(aligned_dir, audio))
     expected = info.frames_at(FPS)
@@ -108,6 +138,15 @@ def prepare(src: Path, aligned_dir: Path, rel: str, settings: Settings) -> dict[
         return {"state": "dropped", "stage": "decode", "reason": result.get("error", "no frames"), "segments": []}
     result.update(frames=frames, segments=segments)
     return result
+
+
+def _decoded(frames: Iterator[tuple[int, int, np.ndarray]]) -> Iterator[tuple[int, int, np.ndarray] | MediaError]:
+    """The items of `frames`, then the decoding error that ended them, if one did (as an item, so that errors of
+    the consumer's own work, such as a full disk while encoding, are never taken for a broken input)."""
+    try:
+        yield from frames
+    except MediaError as error:
+        yield error
 
 
 class _Segment:

@@ -215,12 +215,19 @@ def test_file_list_is_what_the_trainer_reads(prepared: Prepared, capsys: pytest.
         assert len(list(VideoReader(line, read_ahead=0))) >= 48
 
 
+@pytest.fixture(scope="module")
+def with_workers(small_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small folder prepared by `--workers 2`: the manifest the other ways of running must give."""
+    out = tmp_path_factory.mktemp("workers")
+    run_preprocess(small_raw, out, Settings(), out.parent / "no-aux", workers=2, progress=False)
+    return out
+
+
 @pytest.mark.slow
-def test_workers_shards_and_kill_minus_9_give_the_same_manifest(small_raw: Path, tmp_path: Path) -> None:
-    aux = tmp_path / "aux"
-    aux.mkdir()
-    reference = tmp_path / "workers"
-    run_preprocess(small_raw, reference, Settings(), aux, workers=2, progress=False)
+def test_workers_shards_and_kill_minus_9_give_the_same_manifest(
+    small_raw: Path, with_workers: Path, tmp_path: Path
+) -> None:
+    aux, reference = with_workers.parent / "no-aux", with_workers
     expected = manifest_lines(reference)
     assert [r["input"] for r in expected] == sorted(SMALL)
 
@@ -250,18 +257,16 @@ def test_workers_shards_and_kill_minus_9_give_the_same_manifest(small_raw: Path,
 
 
 @pytest.mark.slow
-def test_ray_gives_the_manifest_of_local_workers(small_raw: Path, tmp_path: Path) -> None:
+def test_ray_gives_the_manifest_of_local_workers(small_raw: Path, with_workers: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
-    aux = tmp_path / "aux"
-    aux.mkdir()
-    run_preprocess(small_raw, tmp_path / "workers", Settings(), aux, workers=2, progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})  # fmt: skip
     try:
-        run_preprocess(small_raw, tmp_path / "ray", Settings(), aux, use_ray=True, progress=False)
+        run_preprocess(small_raw, tmp_path / "ray", Settings(), with_workers.parent / "no-aux", use_ray=True,
+                       progress=False)  # fmt: skip
     finally:
         ray.shutdown()
-    assert manifest_lines(tmp_path / "ray") == manifest_lines(tmp_path / "workers")
+    assert manifest_lines(tmp_path / "ray") == manifest_lines(with_workers)
 
 
 def test_a_second_run_on_the_same_folder_is_refused_naming_the_first(tmp_path: Path) -> None:

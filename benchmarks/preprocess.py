@@ -63,7 +63,7 @@ def ours(clip: Path, limit: int, clock: Clock, work: Path) -> int:
     with clock("audio decode"):
         audio = load_audio(clip)
     check, crops = FaceCheck(create_detector("dlib"), settings), SegmentCrops(settings)
-    frames = timed_iter(iter(_first(VideoReader(clip, fps=25), limit)), clock, "video decode")
+    frames = timed_iter(iter(_first(VideoReader(clip, fps=25, read_ahead=0), limit)), clock, "video decode")
     count = 0
     for _shot, _index, frame in timed_iter(with_shots(frames, 25, 2.0, 15), clock, "shot detection"):
         with clock("face search"):

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext, ForkServerContext
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -137,11 +138,9 @@ def _run_local(jobs: list[Job], workers: int) -> Iterator[Record]:
         return
     # Workers fork from a server process that imported the stages once (torch alone takes seconds to import), not
     # from this one, whose library thread pools (OpenCV's) do not survive a fork.
-    if "forkserver" in get_all_start_methods():
-        context = get_context("forkserver")
+    context: BaseContext = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
+    if isinstance(context, ForkServerContext):
         context.set_forkserver_preload([__name__.rpartition(".")[0] + ".video"])
-    else:
-        context = get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
         pending = {pool.submit(process_safely, job) for job in jobs}
         while pending:

@@ -11,14 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from latentsync import __version__
-from latentsync.cli import batch, download, eval, infer, serve, train
+from latentsync.cli import batch, download, eval, infer, preprocess, serve, train
 from latentsync.cli.options import add_model_options, load_pipeline
 from latentsync.cli.stops import command_logging, exit_code, stop_signals_interrupt
 from latentsync.errors import LatentSyncError
 
 __all__ = ["add_model_options", "build_parser", "load_pipeline", "main"]
 
-SUBCOMMANDS = (download, infer, batch, serve, train, eval)
+SUBCOMMANDS = (download, infer, batch, serve, preprocess, train, eval)
 
 
 def build_parser() -> argparse.ArgumentParser:

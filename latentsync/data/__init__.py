@@ -1,1 +1,2 @@
-"""Training data: clip lists, cached audio features and the datasets the U-Net and SyncNet trainers read."""
+"""Training data: preparing aligned clips from raw videos (`preprocess/`), the file list (`fileslist`), and what
+the trainers read (clip lists, cached audio features, the U-Net and SyncNet datasets)."""

@@ -82,6 +82,7 @@ class FaceFollower:
         self.index, self.at = index, at
         self.redetect_every = redetect_every if isinstance(detector, LocalSearch) else None
         self.detections = 0  # whole-frame detections run so far
+        self.faces: list[Face] | None = None  # every face of this frame's whole-frame detection; None after a local search
         self._previous: Face | None = None  # the face of the previous frame
         self._last_seen: Face | None = None  # the face of the last frame that had one
         self._followed = 0  # frames since the last whole-frame detection
@@ -90,12 +91,12 @@ class FaceFollower:
     def __call__(self, frame: np.ndarray) -> Face | None:
         """The chosen face in the next frame; FaceChoiceError when index/at match none of the first faces seen."""
         self._frame += 1
-        face = None
+        face, self.faces = None, None
         if self._previous is not None and self.redetect_every and self._followed + 1 < self.redetect_every:
             face = self.detector.detect_near(frame, self._previous.box)  # type: ignore[attr-defined]
             self._followed += 1
         if face is None:
-            faces = self.detector.detect(frame)
+            faces = self.faces = self.detector.detect(frame)
             face = self._same_face(faces) or select_face(faces, index=self.index, at=self.at)
             if face is None and faces and self._last_seen is None:
                 self._refuse(faces)

@@ -59,6 +59,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
         audio_bitrate: int = 96_000,
+        keyint: int | None = None,
     ) -> None:
         if width < 2 or height < 2:
             raise MediaError(f"{path}: frame size {width}x{height} is too small to encode")
@@ -71,6 +72,7 @@ class VideoWriter:
         self.audio = audio
         self.sample_rate = sample_rate
         self.crf, self.preset, self.audio_bitrate = crf, preset, audio_bitrate
+        self.keyint = keyint  # a keyframe exactly every `keyint` frames (None: x264's own choice)
         self.frames_written = 0  # frames accepted by `write`
         self._encoded = 0  # frames the encoder thread has encoded
         self._audio_written = 0
@@ -137,7 +139,10 @@ class VideoWriter:
         video = self._container.add_stream("libx264", rate=self.fps)
         video.width, video.height = self.encoded_size
         video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(self.crf), "preset": self.preset}
+        options = {"crf": str(self.crf), "preset": self.preset}
+        if self.keyint is not None:
+            options["x264-params"] = f"keyint={self.keyint}:min-keyint={self.keyint}:scenecut=0"
+        video.options = options
         context = video.codec_context
         context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
         context.color_range = 1  # limited ("tv") range

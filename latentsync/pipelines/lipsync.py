@@ -228,6 +228,8 @@ class LipsyncPipeline:
         face_at: tuple[float, float] | None = None,
         audio_windows: str = "official",
         face_tracking: bool = True,
+        face_smoothing: str = "steady",
+        face_chooser: Callable[[Iterable[np.ndarray], np.ndarray, object], tuple[float, float] | None] | None = None,
         progress: bool = True,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> LipsyncResult:
@@ -236,7 +238,8 @@ class LipsyncPipeline:
         With `output`, the video is written there (H.264 + AAC, atomically); without, frames and audio are returned
         in the result. The keywords are the fields of LipsyncOptions (same defaults: the official inference
         settings); `sync_mode` is one of `media.SYNC_MODES` (see the README), `audio_windows` "official" or
-        "overlap", `on_progress(frames written, total)` is called after each chunk.
+        "overlap", `face_smoothing` "steady" or "official", `face_chooser(frames, speech, detector)` picks the face
+        to dub (a point on it, or None), `on_progress(frames written, total)` is called after each chunk.
         """
         opts = LipsyncOptions(
             steps=steps,
@@ -249,6 +252,8 @@ class LipsyncPipeline:
             face_at=face_at,
             audio_windows=audio_windows,
             face_tracking=face_tracking,
+            face_smoothing=face_smoothing,
+            face_chooser=face_chooser,
             progress=progress,
             on_progress=on_progress,
         )

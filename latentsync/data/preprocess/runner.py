@@ -1,0 +1,195 @@
+"""Running the stages over a folder: which inputs need work, in which process, and recording each result.
+
+The main process alone reads and writes the manifest; workers (processes, or Ray tasks) get a `video.Job` and return
+the input's record, appended as each finishes. An input whose record matches the current settings, its file's size
+and modification time is not dispatched at all, so a rerun does no finished work and an interrupted run (kill -9
+included) redoes at most the inputs that were in flight; their half-written outputs only ever existed under
+temporary names, which are removed at start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext, ForkServerContext
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from latentsync.errors import InvalidArgumentError
+
+from . import manifest
+from .lock import OutputLock
+from .manifest import Record
+from .settings import Settings
+from .video import PREPARE_STAGES, Job, filters, filters_fingerprint, process_safely
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".wmv", ".3gp"}
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    inputs: int = 0  # inputs of this run (this shard)
+    processed: int = 0  # inputs that needed work
+    kept_clips: int = 0
+    skipped_stages: list[str] = field(default_factory=list)
+
+
+def list_inputs(raw_dir: Path) -> list[str]:
+    """Every video file under `raw_dir` (by suffix; hidden files and folders left out), relative, sorted."""
+    found = []
+    for path in raw_dir.rglob("*"):
+        rel = path.relative_to(raw_dir)
+        if path.suffix.lower() in VIDEO_SUFFIXES and not any(p.startswith(".") for p in rel.parts) and path.is_file():
+            found.append(rel.as_posix())
+    return sorted(found)
+
+
+def in_shard(rel: str, shard: tuple[int, int] | None) -> bool:
+    """Whether the input belongs to shard I of N: by a hash of its path, so adding files moves no other file."""
+    if shard is None:
+        return True
+    return int(hashlib.sha1(rel.encode()).hexdigest()[:8], 16) % shard[1] == shard[0]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` -> (I, N), with 0 <= I < N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise InvalidArgumentError(f"--shard takes I/N, e.g. 0/4; got {text!r}") from None
+    if not 0 <= index < count:
+        raise InvalidArgumentError(f"--shard {text}: I must be in 0..N-1")
+    return index, count
+
+
+def needs_work(previous: Record | None, raw_dir: Path, rel: str, settings: Settings, auxiliary: str) -> bool:
+    if previous is None or previous["state"] == "failed":
+        return True
+    stat = (raw_dir / rel).stat()
+    if (previous["prepare"], previous["size"], previous["mtime_ns"]) != (
+        settings.fingerprint("prepare"),
+        stat.st_size,
+        stat.st_mtime_ns,
+    ):
+        return True
+    judged = any(s["state"] != "dropped" or s["stage"] not in PREPARE_STAGES for s in previous["segments"])
+    return judged and previous.get("filters") != filters_fingerprint(settings, auxiliary)
+
+
+def run_preprocess(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    settings: Settings,
+    auxiliary: str | Path,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    ray_address: str | None = None,
+    use_ray: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Process every input of RAW_DIR (of this shard) that needs work into OUT_DIR."""
+    raw, out = Path(raw_dir).resolve(), Path(out_dir).resolve()
+    if not raw.is_dir():
+        raise InvalidArgumentError(f"RAW_DIR {raw_dir}: no such folder")
+    if out == raw or out.is_relative_to(raw) or raw.is_relative_to(out):
+        raise InvalidArgumentError(f"OUT_DIR {out_dir} and RAW_DIR {raw_dir} must not contain one another")
+    if workers < 1:
+        raise InvalidArgumentError(f"--workers must be at least 1, got {workers}")
+    out.mkdir(parents=True, exist_ok=True)
+    summary = RunSummary()
+    with OutputLock(out, shard):
+        _remove_partials(out, shard)
+        known = manifest.load(out)
+        inputs = [rel for rel in list_inputs(raw) if in_shard(rel, shard)]
+        summary.inputs = len(inputs)
+        jobs = [
+            Job(str(raw), str(out), rel, settings, str(auxiliary), known.get(rel))
+            for rel in inputs
+            if needs_work(known.get(rel), raw, rel, settings, str(auxiliary))
+        ]
+        summary.processed = len(jobs)
+        summary.skipped_stages = _warn_skipped(str(auxiliary)) if jobs else []
+        writer = manifest.ManifestWriter(out / manifest.shard_name(shard))
+        try:
+            results = _run_ray(jobs, ray_address) if use_ray else _run_local(jobs, workers)
+            for record in tqdm(results, total=len(jobs), desc="Preprocessing", unit="video", disable=not progress):
+                writer.append(record)
+        finally:
+            writer.close()
+        if shard is None:
+            manifest.compact(out)
+        latest = manifest.load(out)
+        summary.kept_clips = sum(
+            s["state"] == "kept" for rel in inputs if rel in latest for s in latest[rel]["segments"]
+        )
+    return summary
+
+
+def _run_local(jobs: list[Job], workers: int) -> Iterator[Record]:
+    """Records in completion order: in this process with one worker, else in `workers` spawned processes."""
+    if workers == 1 or len(jobs) <= 1:
+        yield from map(process_safely, jobs)
+        return
+    # Workers fork from a server process that imported the stages once (torch alone takes seconds to import), not
+    # from this one, whose library thread pools (OpenCV's) do not survive a fork.
+    context: BaseContext = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
+    if isinstance(context, ForkServerContext):
+        context.set_forkserver_preload([__name__.rpartition(".")[0] + ".video"])
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        pending = {pool.submit(process_safely, job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+
+
+def _worker_init() -> None:
+    """One thread per library in a worker: the processes already use the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _run_ray(jobs: list[Job], address: str | None) -> Iterable[Record]:
+    """Each input a Ray task (on `address`, or a local instance); records as tasks finish."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidArgumentError('--ray needs Ray: pip install "latentsync[cluster]"') from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1)(process_safely)
+        pending = [task.remote(job) for job in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield from ray.get(done)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _warn_skipped(auxiliary: str) -> list[str]:
+    """Warn once per run about each stage that cannot run here; the reasons."""
+    sync, quality = filters(auxiliary)
+    reasons = []
+    for stage, why in (("sync filter (stage 6)", sync.warning), ("quality filter (stage 7)", quality.warning)):
+        if why:
+            log.warning("skipping the %s: %s", stage, why)
+            reasons.append(f"{stage}: {why}")
+    return reasons
+
+
+def _remove_partials(out: Path, shard: tuple[int, int] | None) -> None:
+    """Temporary files a killed run left behind (only an unsharded run may: shards run at once)."""
+    if shard is not None:
+        return
+    for path in out.rglob(".*.partial*"):
+        path.unlink()

@@ -1,0 +1,1 @@
+"""One module per data-preparation stage; `preprocess.video` chains them for one input."""

@@ -8,7 +8,6 @@ weight file the stage is skipped with a warning, and the manifest says so.
 
 from __future__ import annotations
 
-import importlib.util
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -46,15 +45,13 @@ class SyncFilter:
         """Why the stage cannot run here, or None."""
         if not self.weights.is_file():
             return f"{WEIGHTS} not found in {self.weights.parent}"
-        if importlib.util.find_spec("latentsync.eval.sync") is None:
-            return "the sync scorer (latentsync.eval.sync) is not part of this installation"
         return None
 
     @property
     def warning(self) -> str | None:
         """The skip reason as a user reads it: with the command that fetches a missing file."""
         why = self.skipped
-        return f"{why}; fetch it with `{FETCH}`" if why and not self.weights.is_file() else why
+        return f"{why}; fetch it with `{FETCH}`" if why else None
 
     def score(self, clip: Path) -> dict[str, Any]:
         """{"offset", "conf", "min_dist"} of the clip, or {"skipped": why}."""

@@ -94,7 +94,10 @@ def main() -> None:
 
         print(f"{len(lines) - 1} jobs of {seconds:g} s, tiny models, 1 DDIM step, {scale:.2g}x size")
         print(f"{'workers':<24}{'wall s':>8}{'done':>6}{'s per output s':>16}")
-        for label, placement in (("one (--device cpu)", ["--device", "cpu"]), (f"--devices {args.devices}", ["--devices", args.devices])):  # fmt: skip
+        for label, placement in (
+            ("one (--device cpu)", ["--device", "cpu"]),
+            (f"--devices {args.devices}", ["--devices", args.devices]),
+        ):
             summary = run(jobs, folder / label.split()[0].strip("-"), tiny.cli_args(), placement)
             rate = summary["seconds_per_output_second"]
             print(f"{label:<24}{summary['wall_seconds']:>8.1f}{summary['done']:>6}{rate or float('nan'):>16.2f}")

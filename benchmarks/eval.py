@@ -94,8 +94,10 @@ def main() -> None:
         clip = cut(args.clip, seconds, folder)
         results = {}
         shortest = int(seconds * 25) - 2  # the whole cut is one track (the real minimum is 50 frames)
-        for name, run in (("ours", lambda: score_video(clip, scorer, boxes, min_track=shortest)),
-                          ("official approach", lambda: official_way(clip, folder, boxes, scorer, shortest))):  # fmt: skip
+        for name, run in (
+            ("ours", lambda: score_video(clip, scorer, boxes, min_track=shortest)),
+            ("official approach", lambda: official_way(clip, folder, boxes, scorer, shortest)),
+        ):
             start = time.perf_counter()
             run()
             results[name] = time.perf_counter() - start

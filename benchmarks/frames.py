@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from latentsync.media import FrameSource, VideoReader
 from latentsync.testing.assets import ASSETS

@@ -54,9 +54,11 @@ def main() -> None:
     for resolution in (256, 512):
         crop, matrix = FaceAligner(resolution).align(frame, face.anchors())
         aligner = FaceAligner(resolution)
-        align_ms = milliseconds(lambda: aligner.align(frame, face.anchors()), args.repeats)
-        region_ms = milliseconds(lambda: paste_back(frame, crop, matrix), args.repeats)
-        full_ms = milliseconds(lambda: paste_back(frame, crop, matrix, region=whole), max(args.repeats // 5, 3))
+        align_ms = milliseconds(lambda aligner=aligner: aligner.align(frame, face.anchors()), args.repeats)
+        region_ms = milliseconds(lambda crop=crop, matrix=matrix: paste_back(frame, crop, matrix), args.repeats)
+        full_ms = milliseconds(
+            lambda crop=crop, matrix=matrix: paste_back(frame, crop, matrix, region=whole), max(args.repeats // 5, 3)
+        )
         print(
             f"{resolution}px: align {align_ms:.1f} ms, paste region {region_ms:.1f} ms, "
             f"paste full frame {full_ms:.1f} ms ({full_ms / region_ms:.0f}x)"

@@ -136,12 +136,24 @@ def infer_peak_rss(
 ) -> tuple[float, float]:
     """(peak RSS in MB, wall seconds) of one `latentsync infer` run (1 DDIM step) in a fresh process."""
     cmd = [
-        sys.executable, "-c",
+        sys.executable,
+        "-c",
         "import resource, sys; from latentsync.cli import main; code = main(sys.argv[1:]); "
         "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)",
-        "infer", "--video", str(video), "--audio", str(audio), "--output", str(output),
-        "--sync-mode", sync_mode, "--steps", "1", "--quiet", *model_args,
-    ]  # fmt: skip
+        "infer",
+        "--video",
+        str(video),
+        "--audio",
+        str(audio),
+        "--output",
+        str(output),
+        "--sync-mode",
+        sync_mode,
+        "--steps",
+        "1",
+        "--quiet",
+        *model_args,
+    ]
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return int(out.split("RSS")[-1]) / 1024, time.perf_counter() - start
@@ -159,8 +171,10 @@ def memory(seconds_list: list[float], long_input: bool) -> None:
         tmp = Path(tmp)
         tiny = write_tiny_models(tmp / "tiny")
         source = "demo1 repeated, cut_off" if long_input else "loop over demo1"
-        print(f"{'input' if long_input else 'output'} seconds, frames, peak RSS MB, wall seconds, wall ms per frame "
-              f"(tiny models, 1 step, {source} at 1080p)")  # fmt: skip
+        print(
+            f"{'input' if long_input else 'output'} seconds, frames, peak RSS MB, wall seconds, wall ms per frame "
+            f"(tiny models, 1 step, {source} at 1080p)"
+        )
         for seconds in seconds_list:
             video = clip
             if long_input:

@@ -56,9 +56,13 @@ def loader_speed(work: Path, tiny, resolution: int, samples: int) -> float:
     clips = write_clips(work / f"clips{resolution}", resolution, 2, 64)
     cfg = load_config(
         bundled_config("unet/stage2.yaml"),
-        [f"data.resolution={resolution}", f"weights.whisper={tiny.whisper_checkpoint}",
-         f"data.audio_embeds_cache_dir={work / 'cache'}", f"data.audio_mel_cache_dir={work / 'cache'}"],
-    )  # fmt: skip
+        [
+            f"data.resolution={resolution}",
+            f"weights.whisper={tiny.whisper_checkpoint}",
+            f"data.audio_embeds_cache_dir={work / 'cache'}",
+            f"data.audio_mel_cache_dir={work / 'cache'}",
+        ],
+    )
     dataset = UNetDataset(list_clips(data_dir=clips), cfg, seed=0)
     for i in range(len(dataset)):
         dataset[i]  # warm the caches
@@ -79,11 +83,21 @@ def step_speed(work: Path, tiny, steps: int) -> tuple[float, float] | None:
     clips = write_clips(work / "clips64", 64, 3, 64)
     cfg = load_config(
         tiny.unet_config,
-        [f"ckpt.resume_ckpt_path={tiny.unet_checkpoint}", f"weights.vae={tiny.vae}",
-         f"weights.whisper={tiny.whisper_checkpoint}", f"data.train_data_dir={clips}", "data.train_fileslist=''",
-         "data.num_workers=0", "data.val_video_path=''", "run.pixel_space_supervise=false", "run.use_syncnet=false",
-         f"run.max_train_steps={steps + 1}", "ckpt.save_ckpt_steps=1000000", "run.mixed_precision_training=false"],
-    )  # fmt: skip
+        [
+            f"ckpt.resume_ckpt_path={tiny.unet_checkpoint}",
+            f"weights.vae={tiny.vae}",
+            f"weights.whisper={tiny.whisper_checkpoint}",
+            f"data.train_data_dir={clips}",
+            "data.train_fileslist=''",
+            "data.num_workers=0",
+            "data.val_video_path=''",
+            "run.pixel_space_supervise=false",
+            "run.use_syncnet=false",
+            f"run.max_train_steps={steps + 1}",
+            "ckpt.save_ckpt_steps=1000000",
+            "run.mixed_precision_training=false",
+        ],
+    )
     cfg.run.max_train_steps = 1
     train_unet(cfg, work / "warm", progress=False)  # model loading and first-step costs out of the timing
     cfg.run.max_train_steps = steps
@@ -104,8 +118,10 @@ def main() -> None:
         tiny = write_tiny_models(work / "tiny")
         for resolution in (256, 512):
             rate = loader_speed(work, tiny, resolution, samples)
-            print(f"loader {resolution} px: {rate:.1f} samples/s per worker ({4 / rate:.2f} s of one worker per "
-                  "official stage-2 batch of 4)")  # fmt: skip
+            print(
+                f"loader {resolution} px: {rate:.1f} samples/s per worker ({4 / rate:.2f} s of one worker per "
+                "official stage-2 batch of 4)"
+            )
         measured = step_speed(work, tiny, steps)
         if measured is None:
             print("steps: skipped (latentsync.train.objectives, the training step, is not installed)")

@@ -96,9 +96,17 @@ DTYPE = torch.float16
 CHUNK_FRAMES = 16  # LipsyncOptions.batch_frames
 FPS = 25
 WHISPER_TINY = ModelDimensions(
-    n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6, n_audio_layer=4,
-    n_vocab=51865, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4,
-)  # fmt: skip
+    n_mels=80,
+    n_audio_ctx=1500,
+    n_audio_state=384,
+    n_audio_head=6,
+    n_audio_layer=4,
+    n_vocab=51865,
+    n_text_ctx=448,
+    n_text_state=384,
+    n_text_head=6,
+    n_text_layer=4,
+)
 TARGET_GIB = {"1.5": 8, "1.6": 12}  # the card sizes each version must run on with --low-vram
 MARGIN_FACTOR, MARGIN_GIB = 1.10, 0.75  # allocator overhead; CUDA context + kernel workspaces (rough)
 PHASES = ("whisper", "encode", "unet", "decode")

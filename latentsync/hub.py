@@ -166,8 +166,11 @@ def download(
 
     paths = checkpoint_paths(version, root)
     repo = HUB_REPOS[paths.version]
-    wanted = {"unet": [(repo, "latentsync_unet.pt", paths.folder)], "whisper": [(repo, "whisper/tiny.pt", paths.folder)],
-              "vae": [(VAE_REPO, name, paths.vae) for name in VAE_FILES]}  # fmt: skip
+    wanted = {
+        "unet": [(repo, "latentsync_unet.pt", paths.folder)],
+        "whisper": [(repo, "whisper/tiny.pt", paths.folder)],
+        "vae": [(VAE_REPO, name, paths.vae) for name in VAE_FILES],
+    }
     files = [file for part in parts for file in wanted[part]]
     if with_training:
         files.append((repo, "stable_syncnet.pt", paths.folder))

@@ -120,10 +120,15 @@ def _official_pipeline(golden: Path, case: dict, vae_state: dict | None, workdir
     audio_encoder = Audio2Feature(model_path=str(workdir / "whisper.pt"), device="cpu", num_frames=CHUNK)
 
     vae_config = {
-        "in_channels": 3, "out_channels": 3, "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "up_block_types": ["UpDecoderBlock2D"] * 4, "block_out_channels": [32, 32, 32, 32], "layers_per_block": 1,
-        "act_fn": "silu", "latent_channels": 4,
-    }  # fmt: skip
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [32, 32, 32, 32],
+        "layers_per_block": 1,
+        "act_fn": "silu",
+        "latent_channels": 4,
+    }
     torch.manual_seed(1)
     vae = AutoencoderKL(**vae_config)
     if vae_state is not None:
@@ -182,10 +187,18 @@ def run(case_path: Path, golden: Path, out: Path) -> None:
                 helper.enable()
             torch.manual_seed(SEED)
             pipeline(
-                video_path="case.mp4", audio_path="case.wav", video_out_path=str(Path(tmp) / "out.mp4"),
-                num_frames=CHUNK, video_fps=25, height=RESOLUTION, width=RESOLUTION, num_inference_steps=steps,
-                guidance_scale=GUIDANCE, weight_dtype=torch.float32, temp_dir=str(Path(tmp) / "temp"),
-            )  # fmt: skip
+                video_path="case.mp4",
+                audio_path="case.wav",
+                video_out_path=str(Path(tmp) / "out.mp4"),
+                num_frames=CHUNK,
+                video_fps=25,
+                height=RESOLUTION,
+                width=RESOLUTION,
+                num_inference_steps=steps,
+                guidance_scale=GUIDANCE,
+                weight_dtype=torch.float32,
+                temp_dir=str(Path(tmp) / "temp"),
+            )
             if not deepcache:
                 results.update(captured, vae_config=vae_config, vae_state_dict=vae_state)
             results[key] = captured["synced"]
@@ -202,10 +215,17 @@ def run(case_path: Path, golden: Path, out: Path) -> None:
     results["restored"] = torch.from_numpy(results["restored"][:, top:bottom, left:right].copy())
     results.update(
         about="official LatentSync a229c39 on CPU fp32; see tests/data/README.md",
-        resolution=RESOLUTION, num_frames=CHUNK, seed=SEED, guidance_scale=GUIDANCE, steps=STEPS,
-        deepcache_steps=DEEPCACHE_STEPS, frames_window=case["frames_window"], anchors=case["anchors"],
-        speech=case["speech"], restored_box=torch.tensor([top, bottom, left, right]),
-    )  # fmt: skip
+        resolution=RESOLUTION,
+        num_frames=CHUNK,
+        seed=SEED,
+        guidance_scale=GUIDANCE,
+        steps=STEPS,
+        deepcache_steps=DEEPCACHE_STEPS,
+        frames_window=case["frames_window"],
+        anchors=case["anchors"],
+        speech=case["speech"],
+        restored_box=torch.tensor([top, bottom, left, right]),
+    )
     torch.save(results, out)
 
 

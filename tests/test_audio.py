@@ -38,8 +38,18 @@ def _random_narrow_checkpoint(path: Path, seed: int = 0, n_audio_ctx: int = 1500
 
     A smaller `n_audio_ctx` shortens its windows (2 * n_audio_ctx mel frames), giving many windows cheaply.
     """
-    dims = dict(n_mels=80, n_audio_ctx=n_audio_ctx, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
-                n_vocab=8, n_text_ctx=8, n_text_state=64, n_text_head=4, n_text_layer=1)  # fmt: skip
+    dims = dict(
+        n_mels=80,
+        n_audio_ctx=n_audio_ctx,
+        n_audio_state=64,
+        n_audio_head=4,
+        n_audio_layer=2,
+        n_vocab=8,
+        n_text_ctx=8,
+        n_text_state=64,
+        n_text_head=4,
+        n_text_layer=1,
+    )
     model = WhisperAudioEncoder(80, n_audio_ctx, 64, 4, 2)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -209,16 +219,14 @@ def test_empty_audio_is_an_audio_error(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- encoder and official parity
 @pytest.mark.parity
-
-
 def test_features_match_the_official_golden(demo1_features: torch.Tensor, golden: dict, tiny: AudioEncoder) -> None:
     assert (tiny.width, tiny.num_layers) == (384, 5)
     assert demo1_features.dtype == torch.float32 and demo1_features.device.type == "cpu"
     assert demo1_features.shape == golden["feature"].shape == (480, 5, 384)
     assert (demo1_features - golden["feature"]).abs().max() <= TOL
+
+
 @pytest.mark.parity
-
-
 def test_frame_chunks_and_training_window_match_the_official_golden(
     demo1_features: torch.Tensor, golden: dict, tiny: AudioEncoder, assets: Path
 ) -> None:
@@ -251,9 +259,7 @@ def test_bad_waveforms_are_audio_errors(tiny: AudioEncoder) -> None:
         tiny.features(np.zeros(16000, np.float32), windows="sliding")
 
 
-def test_checkpoint_decoder_keys_are_ignored_and_missing_encoder_keys_raise(
-    golden_dir: Path, tmp_path: Path
-) -> None:
+def test_checkpoint_decoder_keys_are_ignored_and_missing_encoder_keys_raise(golden_dir: Path, tmp_path: Path) -> None:
     ref = torch.load(golden_dir / "whisper_tiny_random_encoder.pt", weights_only=True)
     with_decoder = dict(ref["encoder_state_dict"], **{"decoder.ln.weight": torch.ones(384)})
     enc = AudioEncoder(write_whisper_checkpoint(tmp_path / "full.pt", ref["dims"], with_decoder))
@@ -451,10 +457,13 @@ def test_stream_read_in_any_order_gives_the_eager_rows_holding_at_most_two_windo
     rng = np.random.default_rng(0)
     edges = {r for w in stream.plan[1::3] for r in (w.row_lo, w.row_lo + w.fade_in)}  # switches, cross-fade ends
     requests = [("frames", 30.0, r * 30 // 50 - 3, 8) for r in sorted(edges)]
-    requests += [("frames", float(rng.choice([25, 30, 29.97])), int(rng.integers(0, 2000)), int(rng.integers(0, 40)))
-                 for _ in range(12)]  # fmt: skip
-    requests += [("rows", 0.0, lo, int(rng.integers(lo, min(lo + 300, len(eager)) + 1)))
-                 for lo in rng.integers(0, len(eager), 6)]  # fmt: skip
+    requests += [
+        ("frames", float(rng.choice([25, 30, 29.97])), int(rng.integers(0, 2000)), int(rng.integers(0, 40)))
+        for _ in range(12)
+    ]
+    requests += [
+        ("rows", 0.0, lo, int(rng.integers(lo, min(lo + 300, len(eager)) + 1))) for lo in rng.integers(0, len(eager), 6)
+    ]
     for i in rng.permutation(len(requests)):
         kind, fps, a, b = requests[i]
         if kind == "rows":

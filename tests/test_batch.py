@@ -57,8 +57,9 @@ def file_server(media):
 
 
 def batch(tiny, jobs: Path, out: Path, *extra: str) -> int:
-    return cli.main(["batch", str(jobs), "--output-dir", str(out), "--steps", "1", "--quiet", "--json",
-                     *tiny.cli_args(), *extra])  # fmt: skip
+    return cli.main(
+        ["batch", str(jobs), "--output-dir", str(out), "--steps", "1", "--quiet", "--json", *tiny.cli_args(), *extra]
+    )
 
 
 def summary(capsys) -> dict:
@@ -78,8 +79,14 @@ def test_rows_override_the_command_line_defaults(media, tmp_path) -> None:
     assert first.output == (tmp_path / "out" / "demo1-speech.mp4").resolve() and first.problem is None
     assert first.options == defaults
     assert second.output == (tmp_path / "out" / "sub" / "b.mov").resolve()
-    assert second.options == {**DEFAULTS, "steps": 3, "seed": 7, "sync_mode": "loop", "guidance_scale": 1.0,
-                              "face_at": (10.0, 20.0)}  # fmt: skip
+    assert second.options == {
+        **DEFAULTS,
+        "steps": 3,
+        "seed": 7,
+        "sync_mode": "loop",
+        "guidance_scale": 1.0,
+        "face_at": (10.0, 20.0),
+    }
     assert first.fingerprint != second.fingerprint
 
 

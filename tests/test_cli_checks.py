@@ -16,14 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync.testing import ASSETS, write_wav
-
-REPO = Path(__file__).resolve().parents[1]
-
 from latentsync import cli, hub
 from latentsync.audio import load_audio
 from latentsync.media import VideoReader, VideoWriter
-from latentsync.testing import write_tiny_models
+from latentsync.testing import ASSETS, write_tiny_models, write_wav
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +53,14 @@ def media(tmp_path_factory) -> dict[str, Path]:
     cut = folder / "cut.mp4"
     cut.write_bytes(clip.read_bytes()[:300])
     (folder / "a folder.mp4").mkdir()
-    return {"clip": clip, "mono": write_wav(folder / "mono.wav", speech), "stereo": stereo, "empty": empty, "cut": cut,
-            "folder": folder / "a folder.mp4"}  # fmt: skip
+    return {
+        "clip": clip,
+        "mono": write_wav(folder / "mono.wav", speech),
+        "stereo": stereo,
+        "empty": empty,
+        "cut": cut,
+        "folder": folder / "a folder.mp4",
+    }
 
 
 def infer(video, audio, output, *extra: str) -> int:
@@ -221,16 +225,51 @@ def test_quiet_hides_info_and_verbose_adds_debug(media, tmp_path, caplog) -> Non
     caplog.set_level(logging.DEBUG)
     for extra in (["--quiet"], []):
         caplog.clear()
-        cli.main(["infer", "--video", str(media["clip"]), "--audio", str(media["mono"]), "--output",
-                  str(tmp_path / "o.mp4"), "--steps", "0", *extra])  # fmt: skip
-        cli.main(["infer", "--video", str(media["clip"]), "--audio", str(media["mono"]), "--output",
-                  str(tmp_path / "o.mp4"), "--device", "gpu", *extra])  # fmt: skip
+        cli.main(
+            [
+                "infer",
+                "--video",
+                str(media["clip"]),
+                "--audio",
+                str(media["mono"]),
+                "--output",
+                str(tmp_path / "o.mp4"),
+                "--steps",
+                "0",
+                *extra,
+            ]
+        )
+        cli.main(
+            [
+                "infer",
+                "--video",
+                str(media["clip"]),
+                "--audio",
+                str(media["mono"]),
+                "--output",
+                str(tmp_path / "o.mp4"),
+                "--device",
+                "gpu",
+                *extra,
+            ]
+        )
         infos = [r for r in caplog.records if r.name.startswith("latentsync") and r.levelno == logging.INFO]
         assert bool(infos) == (not extra), [r.getMessage() for r in infos]
     for verbose in (["-v", "infer"], ["infer", "-v"]):
         caplog.clear()
-        cli.main([*verbose, "--video", str(media["clip"]), "--audio", str(media["mono"]), "--output",
-                  str(tmp_path / "o.mp4"), "--device", "gpu"])  # fmt: skip
+        cli.main(
+            [
+                *verbose,
+                "--video",
+                str(media["clip"]),
+                "--audio",
+                str(media["mono"]),
+                "--output",
+                str(tmp_path / "o.mp4"),
+                "--device",
+                "gpu",
+            ]
+        )
         assert any(r.levelno == logging.DEBUG and "audio" in r.getMessage() for r in caplog.records)
 
 
@@ -242,10 +281,18 @@ def test_torch_info_lines_stay_hidden_at_exit(tmp_path) -> None:
         "torch_log = logging.getLogger('torch'); torch_log.handlers.clear()\n"
         "torch_log.setLevel(logging.NOTSET); torch_log.propagate = True\n"
         "from latentsync import cli\n"
-        f"sys.exit(cli.main(['infer', '--video', 'missing.mp4', '--audio', 'a.wav', '--output', {str(tmp_path / 'o.mp4')!r}]))"
+        "sys.exit(cli.main(['infer', '--video', 'missing.mp4', '--audio', 'a.wav', '--output', "
+        f"{str(tmp_path / 'o.mp4')!r}]))"
     )
-    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, cwd=REPO, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 2 and "--video missing.mp4: no such file" in done.stderr
     assert "FakeTensor" not in done.stderr and "INFO" not in done.stderr
 

@@ -73,7 +73,9 @@ def test_deepcache_shallow_step_reuses_the_deep_features_exactly(models) -> None
         cache.step(1)
         assert not cache.refresh
         deep_calls = []
-        hooks = [m.register_forward_hook(lambda *_: deep_calls.append(1)) for m in (unet.down_blocks[0], unet.mid_block)]
+        hooks = [
+            m.register_forward_hook(lambda *_: deep_calls.append(1)) for m in (unet.down_blocks[0], unet.mid_block)
+        ]
         torch.testing.assert_close(unet(x, 500, audio, deep_cache=cache).sample, full, atol=1e-5, rtol=1e-5)
         for hook in hooks:
             hook.remove()

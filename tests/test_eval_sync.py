@@ -43,8 +43,12 @@ def test_reproduces_official_scorer(golden_dir):
     details = SyncScorer(model).details(np.ascontiguousarray(frames), audio)
     out = golden["outputs"]
     assert np.array_equal(details.mfcc, out["mfcc"].numpy())
-    for got, key in [(details.video_features, "im_feat"), (details.audio_features, "cc_feat"),
-                     (details.distances, "dists"), (details.mean_distances, "mean_dists")]:  # fmt: skip
+    for got, key in [
+        (details.video_features, "im_feat"),
+        (details.audio_features, "cc_feat"),
+        (details.distances, "dists"),
+        (details.mean_distances, "mean_dists"),
+    ]:
         assert got.shape == out[key].shape and (got - out[key]).abs().max() <= 1e-4, key
     assert details.score.offset == int(out["av_offset"]) == -15
     assert abs(details.score.min_dist - float(out["min_dist"])) <= 1e-4

@@ -22,7 +22,7 @@ def moving_box(n: int, x: float, size: float = 150) -> list[np.ndarray]:
 
 def test_tracks_follow_each_face_and_drop_short_small_and_broken_ones():
     left, right = moving_box(80, 0), moving_box(80, 600)
-    frames = [np.stack([r, l]) for l, r in zip(left, right)]
+    frames = [np.stack([b, a]) for a, b in zip(left, right)]
     frames[40:70] = [f[:1] for f in frames[40:70]]  # the left face is missed for 30 frames: its track breaks
     for i in range(10, 14):
         frames[i] = np.zeros((0, 5))  # a short gap in both tracks is bridged
@@ -59,8 +59,10 @@ def test_s3fd_loads_official_keys_and_decodes_anchors(tmp_path):
     assert len(boxes) == 2 and boxes[0].shape[1] == 5
     priors = anchors(64, 96, [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2), (1, 1)])
     assert priors.shape == (16 * 24 + 8 * 12 + 24 + 6 + 2 + 1, 4)
-    assert torch.allclose(decode(torch.zeros(1, 4), priors[:1]), torch.tensor([[2 / 96 - 8 / 96, 2 / 64 - 8 / 64,
-                                                                                 2 / 96 + 8 / 96, 2 / 64 + 8 / 64]]))  # fmt: skip
+    assert torch.allclose(
+        decode(torch.zeros(1, 4), priors[:1]),
+        torch.tensor([[2 / 96 - 8 / 96, 2 / 64 - 8 / 64, 2 / 96 + 8 / 96, 2 / 64 + 8 / 64]]),
+    )
     torch.save({"vgg.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="sfd_face.pth"):
         S3FD.load(tmp_path / "bad.pth")
@@ -100,8 +102,21 @@ def test_cli_json_scores_a_folder_and_reports_failures(tmp_path, weights, golden
     (folder / "crop.mp4").symlink_to(golden_dir / "syncnet_v2_eval_crop.mp4")
     (folder / "broken.mp4").write_bytes(b"not a video")
     report = tmp_path / "report.html"
-    code = main(["eval", "sync", str(folder), "--cropped", "--weights", str(weights), "--device", "cpu", "--json",
-                 "--report", str(report)])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            "sync",
+            str(folder),
+            "--cropped",
+            "--weights",
+            str(weights),
+            "--device",
+            "cpu",
+            "--json",
+            "--report",
+            str(report),
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"videos", "mean", "scored", "failed"} and (out["scored"], out["failed"]) == (1, 1)

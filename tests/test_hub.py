@@ -132,7 +132,7 @@ def test_infer_fetches_only_the_missing_default_files(tmp_path, fake_hub, monkey
             "mine.pt",
             "--whisper-checkpoint",
             "tiny.pt",
-        ]  # fmt: skip
+        ]
     )
     assert cli.load_pipeline(args)["unet_checkpoint"] == "mine.pt"
     assert {name for _, name in fake_hub.calls} == {"config.json", "diffusion_pytorch_model.safetensors"}

@@ -28,8 +28,22 @@ def one_second(tmp_path_factory) -> Path:
 
 
 def infer(tiny, video, audio, output, *extra: str) -> int:
-    return cli.main(["infer", "--video", str(video), "--audio", str(audio), "--output", str(output),
-                     "--steps", "1", "--quiet", *tiny.cli_args(), *extra])  # fmt: skip
+    return cli.main(
+        [
+            "infer",
+            "--video",
+            str(video),
+            "--audio",
+            str(audio),
+            "--output",
+            str(output),
+            "--steps",
+            "1",
+            "--quiet",
+            *tiny.cli_args(),
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.slow
@@ -90,8 +104,16 @@ def bad_inputs(tmp_path: Path, one_second: Path, faceless: Path) -> dict[str, tu
 
 @pytest.mark.parametrize(
     "case",
-    ["missing video", "not media", "missing audio", "empty audio", "audio not media", "no face",
-     "video without frames", "config typo"],  # fmt: skip
+    [
+        "missing video",
+        "not media",
+        "missing audio",
+        "empty audio",
+        "audio not media",
+        "no face",
+        "video without frames",
+        "config typo",
+    ],
 )
 def test_bad_input_is_a_clear_error_with_no_output(tiny, one_second, faceless_video, tmp_path, capsys, case) -> None:
     video, audio, words = bad_inputs(tmp_path, one_second, faceless_video)[case]
@@ -115,8 +137,20 @@ def test_checkpoint_that_does_not_fit_the_config_names_the_keys(tiny, one_second
 
 def test_missing_weights_name_the_download_command(one_second, tmp_path, capsys) -> None:
     output = tmp_path / "out.mp4"
-    code = cli.main(["infer", "--video", str(ASSETS / "demo1_video.mp4"), "--audio", str(one_second),
-                     "--output", str(output), "--checkpoints", str(tmp_path / "ckpt"), "--no-download"])  # fmt: skip
+    code = cli.main(
+        [
+            "infer",
+            "--video",
+            str(ASSETS / "demo1_video.mp4"),
+            "--audio",
+            str(one_second),
+            "--output",
+            str(output),
+            "--checkpoints",
+            str(tmp_path / "ckpt"),
+            "--no-download",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "latentsync_unet.pt" in err and "latentsync download --model-version 1.6" in err
@@ -182,7 +216,9 @@ def short_clip(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode, order", [("bounce", [*range(12), *range(10, -1, -1), 1, 2]), ("loop", [*range(12)] * 2 + [0])])
+@pytest.mark.parametrize(
+    "mode, order", [("bounce", [*range(12), *range(10, -1, -1), 1, 2]), ("loop", [*range(12)] * 2 + [0])]
+)
 def test_sync_modes_replay_the_file_in_plan_order(tiny, one_second, short_clip, tmp_path, mode, order) -> None:
     output = tmp_path / f"{mode}.mp4"
     assert infer(tiny, short_clip, one_second, output, "--sync-mode", mode) == 0

@@ -96,8 +96,9 @@ def test_manifest_explains_every_input_and_raw_dir_is_untouched(prepared: Prepar
         assert "syncnet_v2.model not found" in segment["sync"]["skipped"]
     # The splice (52 + 52 frames) is a shot change: two clips, the second starting at the splice.
     assert [(s["shot"], s["start"], s["frames"], s["state"]) for s in records["spliced.mp4"]["segments"]] == [
-        (1, 0, 52, "kept"), (2, 52, 52, "kept")
-    ]  # fmt: skip
+        (1, 0, 52, "kept"),
+        (2, 52, 52, "kept"),
+    ]
     # Sub-folders are mirrored; the file list names exactly the kept clips, each on disk.
     assert (prepared.out / "clips" / "rates" / "demo1_30fps_shot_001_000.mp4").is_file()
     assert len(kept_clips(prepared.out)) == 6
@@ -240,8 +241,9 @@ def test_workers_shards_and_kill_minus_9_give_the_same_manifest(
 
     # kill -9 in the middle of the run (a process forked from a clean server: the command without its imports).
     killed = tmp_path / "killed"
-    process = get_context("forkserver").Process(target=run_preprocess, args=(small_raw, killed, Settings(), aux),
-                                          kwargs={"progress": False})  # fmt: skip
+    process = get_context("forkserver").Process(
+        target=run_preprocess, args=(small_raw, killed, Settings(), aux), kwargs={"progress": False}
+    )
     process.start()
     deadline = time.monotonic() + 120
     while not manifest_module.read_lines(killed / "manifest.jsonl") and process.is_alive():
@@ -259,11 +261,13 @@ def test_workers_shards_and_kill_minus_9_give_the_same_manifest(
 @pytest.mark.slow
 def test_ray_gives_the_manifest_of_local_workers(small_raw: Path, with_workers: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})  # fmt: skip
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}}
+    )
     try:
-        run_preprocess(small_raw, tmp_path / "ray", Settings(), with_workers.parent / "no-aux", use_ray=True,
-                       progress=False)  # fmt: skip
+        run_preprocess(
+            small_raw, tmp_path / "ray", Settings(), with_workers.parent / "no-aux", use_ray=True, progress=False
+        )
     finally:
         ray.shutdown()
     assert manifest_lines(tmp_path / "ray") == manifest_lines(with_workers)

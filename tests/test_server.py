@@ -155,8 +155,11 @@ def test_uploaded_and_fetched_inputs_run_in_order_to_playable_videos(server, fil
     video_url = upload(client, ASSETS / "demo1_video.mp4")
     uploaded = client.post("/api/v3/media/upload/binary", files={"file": ("speech.wav", media["speech"].read_bytes())})
     assert uploaded.json()["data"] | {"download_url": ""} == {
-        "type": "audio", "download_url": "", "filename": "speech.wav", "size": media["speech"].stat().st_size,
-    }  # fmt: skip
+        "type": "audio",
+        "download_url": "",
+        "filename": "speech.wav",
+        "size": media["speech"].stat().st_size,
+    }
     audio_url = uploaded.json()["data"]["download_url"]
     assert client.get(audio_url).content == media["speech"].read_bytes()
     page = client.get(upload(client, media["page"]))  # served back, but never as a page of this origin
@@ -164,8 +167,13 @@ def test_uploaded_and_fetched_inputs_run_in_order_to_playable_videos(server, fil
     assert page.headers["content-security-policy"] == "sandbox"
 
     first = submit(client, video=video_url, audio=audio_url)
-    second = submit(client, "sync/lipsync-1.9.0-beta", video=f"{file_server}/demo3_video.mp4",
-                    audio=f"{file_server}/speech.wav", sync_mode="cut_off")  # fmt: skip
+    second = submit(
+        client,
+        "sync/lipsync-1.9.0-beta",
+        video=f"{file_server}/demo3_video.mp4",
+        audio=f"{file_server}/speech.wav",
+        sync_mode="cut_off",
+    )
     assert first["status"] == "created" and first["outputs"] == [] and first["error"] == ""
     assert first["model"] == "bytedance/latentsync" and second["model"] == "sync/lipsync-1.9.0-beta"
     assert second["status"] == "created" and second["jobs_ahead"] >= 1
@@ -212,9 +220,17 @@ def test_every_hosted_endpoint_takes_a_job_under_its_model_name(server, media) -
 
 
 @pytest.mark.parametrize(
-    "case", ["not media", "no face", "no audio", "too long", "unreachable URL", "redirect to a private address",
-             "missing on the file server"],
-)  # fmt: skip
+    "case",
+    [
+        "not media",
+        "no face",
+        "no audio",
+        "too long",
+        "unreachable URL",
+        "redirect to a private address",
+        "missing on the file server",
+    ],
+)
 def test_a_bad_input_fails_its_job_with_a_clear_error_and_the_server_keeps_serving(
     server, file_server, uploads, case
 ) -> None:
@@ -254,24 +270,33 @@ def test_requests_that_can_never_work_are_refused_in_the_envelope(server, upload
     refused = {
         "file URL": ({"video": "file:///etc/passwd", "audio": speech}, "not an http(s) URL"),
         "unknown scheme": ({"video": "gopher://example.com/x.mp4", "audio": speech}, "not an http(s) URL"),
-        "private address": ({"video": "http://127.0.0.2/face.mp4", "audio": speech},
-                            ["127.0.0.2 is a loopback", "--allow-url-network"]),
+        "private address": (
+            {"video": "http://127.0.0.2/face.mp4", "audio": speech},
+            ["127.0.0.2 is a loopback", "--allow-url-network"],
+        ),
         "private network": ({"video": "http://10.1.2.3:8080/face.mp4", "audio": speech}, "10.1.2.3 is a private"),
         "metadata service": ({"video": "http://169.254.169.254/latest", "audio": speech}, "link-local"),
-        "unknown upload": ({"video": f"{server.url}/api/v3/media/uploads/{'0' * 32}.mp4", "audio": speech},
-                           "no upload named"),
-        "upload path escape": ({"video": f"{server.url}/api/v3/media/uploads/..%2Fjobs.sqlite3", "audio": speech},
-                               "no upload named"),
+        "unknown upload": (
+            {"video": f"{server.url}/api/v3/media/uploads/{'0' * 32}.mp4", "audio": speech},
+            "no upload named",
+        ),
+        "upload path escape": (
+            {"video": f"{server.url}/api/v3/media/uploads/..%2Fjobs.sqlite3", "audio": speech},
+            "no upload named",
+        ),
         "sync mode": ({"video": speech, "audio": speech, "sync_mode": "stretch"}, "sync_mode"),
         "steps": ({"video": speech, "audio": speech, "steps": 0}, "steps"),
         "missing audio": ({"video": speech}, "audio: Field required"),
-    }  # fmt: skip
+    }
     for body, words in refused.values():
         assert_error(
             client.post("/api/v3/bytedance/latentsync", json=body), 400, *([words] if isinstance(words, str) else words)
         )
-    assert_error(client.post("/api/v3/sync/lipsync-3", content=b"{oops", headers={"Content-Type": "application/json"}),
-                 400, "invalid request")  # fmt: skip
+    assert_error(
+        client.post("/api/v3/sync/lipsync-3", content=b"{oops", headers={"Content-Type": "application/json"}),
+        400,
+        "invalid request",
+    )
     assert_error(client.get(f"/api/v3/predictions/{'f' * 32}/result"), 404, "no prediction")
     assert_error(client.get("/api/v3/predictions/..%2F..%2Fjobs/result"), 404)
     assert_error(client.get("/api/v3/media/uploads/..%2Fjobs.sqlite3"), 404)
@@ -305,8 +330,11 @@ def test_the_api_key_guards_every_endpoint_but_the_health_check(tmp_path, pipeli
         assert live.client.get(text).content == media["text"].read_bytes()
         job = submit(live.client, video=text, audio=text)
         for client in (anonymous, wrong):
-            assert_error(client.post("/api/v3/bytedance/latentsync", json={"video": text, "audio": text}), 401,
-                         "Authorization: Bearer")  # fmt: skip
+            assert_error(
+                client.post("/api/v3/bytedance/latentsync", json={"video": text, "audio": text}),
+                401,
+                "Authorization: Bearer",
+            )
             assert client.post("/api/v3/media/upload/binary", files={"file": ("a.wav", b"x")}).status_code == 401
             response = client.get(f"/api/v3/predictions/{job['id']}/result")
             assert_error(response, 401, "LATENTSYNC_API_KEY")
@@ -320,8 +348,23 @@ def test_the_api_key_guards_every_endpoint_but_the_health_check(tmp_path, pipeli
 # --- the parts on their own ---------------------------------------------------------------------------------------
 def test_serve_takes_the_model_options_and_network_allowances() -> None:
     parse = cli.build_parser().parse_args
-    args = parse(["serve", "--data-dir", "d", "--allow-url-network", "10.0.0.0/8", "--allow-url-network", "::1",
-                  "--unet-checkpoint", "u.pt", "--version", "1.5", "--max-duration", "60"])  # fmt: skip
+    args = parse(
+        [
+            "serve",
+            "--data-dir",
+            "d",
+            "--allow-url-network",
+            "10.0.0.0/8",
+            "--allow-url-network",
+            "::1",
+            "--unet-checkpoint",
+            "u.pt",
+            "--version",
+            "1.5",
+            "--max-duration",
+            "60",
+        ]
+    )
     assert args.allow_url_network == [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
     assert (args.unet_checkpoint, args.version, args.max_duration, args.port) == ("u.pt", "1.5", 60, 8000)
     with pytest.raises(SystemExit):
@@ -361,7 +404,10 @@ def test_a_job_cut_off_twice_is_failed_with_the_reason(tmp_path) -> None:
     for each in (job, waiting):
         assert store.claim_fetch("fetcher").id == each.id and store.fetched(each.id, "fetcher")
     assert store.claim_next("gpu0").id == job.id
-    gone = lambda owner: owner == "gpu0"
+
+    def gone(owner: str) -> bool:
+        return owner == "gpu0"
+
     assert store.recover(0, gone) == (1, [])  # first stop: run again, still first in line (after a new fetch)
     assert store.get(job.id).status == "created" and store.claim_fetch("fetcher").id == job.id
     store.fetched(job.id, "fetcher")
@@ -375,13 +421,22 @@ def test_a_job_cut_off_twice_is_failed_with_the_reason(tmp_path) -> None:
 @pytest.mark.parametrize(
     "address, reason",
     [
-        ("8.8.8.8", None), ("2606:4700:4700::1111", None),
-        ("127.0.0.1", "loopback"), ("::1", "loopback"), ("::ffff:127.0.0.1", "loopback"),
-        ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("172.16.5.4", "private"), ("fd00::1", "private"),
-        ("0.0.0.0", "private"), ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
-        ("100.64.0.1", "not a public"), ("224.0.0.1", "not a public"),
+        ("8.8.8.8", None),
+        ("2606:4700:4700::1111", None),
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.10", "private"),
+        ("172.16.5.4", "private"),
+        ("fd00::1", "private"),
+        ("0.0.0.0", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("100.64.0.1", "not a public"),
+        ("224.0.0.1", "not a public"),
     ],
-)  # fmt: skip
+)
 def test_only_public_addresses_are_fetched_from_by_default(address, reason) -> None:
     verdict = blocked_reason(ipaddress.ip_address(address))
     assert verdict is None if reason is None else reason in verdict

@@ -34,8 +34,14 @@ LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.1/32"),)
 
 
 def settings(tmp_path: Path, **changes: object) -> ServerSettings:
-    base = {"data_dir": tmp_path / "data", "allow_networks": LOOPBACK_ONLY, "heartbeat_seconds": 0.1,
-            "min_free_bytes": 0, "webhook_backoff": 0.05, "fetch_workers": 2}  # fmt: skip
+    base = {
+        "data_dir": tmp_path / "data",
+        "allow_networks": LOOPBACK_ONLY,
+        "heartbeat_seconds": 0.1,
+        "min_free_bytes": 0,
+        "webhook_backoff": 0.05,
+        "fetch_workers": 2,
+    }
     return ServerSettings(**{**base, **changes})  # type: ignore[arg-type]
 
 
@@ -102,8 +108,9 @@ def live(request, tmp_path):
     started: list[LiveServer] = []
 
     def start(pipeline=None, api_key=None, devices=(), **changes) -> LiveServer:
-        server = LiveServer(settings(tmp_path, api_key=api_key, **changes), pipeline or FakePipeline(), api_key,
-                            devices)  # fmt: skip
+        server = LiveServer(
+            settings(tmp_path, api_key=api_key, **changes), pipeline or FakePipeline(), api_key, devices
+        )
         started.append(server)
         return server
 
@@ -119,7 +126,7 @@ def until(condition, timeout: float = 10, what: str = "the condition") -> None:
         time.sleep(0.02)
 
 
-# --- one server per data dir, and claims that survive only their owner -------------------------------------------
+# --- one server per data dir, and claims that survive only their owner ------------------------------------------------
 def test_a_second_server_on_the_data_dir_is_refused_naming_the_holder(live, tmp_path) -> None:
     first = live()
     with pytest.raises(DataDirBusy, match=r"in use by another server \(pid \d+ on .*started") as refused:
@@ -175,7 +182,7 @@ def test_a_job_killed_twice_leaves_no_work_folder(tmp_path, live) -> None:
     assert not any(storage.work.iterdir())
 
 
-# --- the fetch pool and the GPU workers ---------------------------------------------------------------------------
+# --- the fetch pool and the GPU workers -------------------------------------------------------------------------------
 def test_slow_input_urls_never_hold_the_gpu_and_a_jobs_downloads_share_one_deadline(live, web, speech) -> None:
     server = live(download_timeout=1.0, fetch_workers=3)
     clip = upload(server.client, speech)
@@ -205,7 +212,7 @@ def test_one_gpu_worker_per_device_in_submission_order(live, speech) -> None:
     assert abs(overlap) < 0.3, "the two workers ran side by side"
 
 
-# --- retention -----------------------------------------------------------------------------------------------------
+# --- retention --------------------------------------------------------------------------------------------------------
 def test_uploads_go_when_their_jobs_end_and_jobs_can_be_deleted(live, speech) -> None:
     server = live(FakePipeline(seconds=0.3))
     client = server.client
@@ -267,7 +274,7 @@ def test_under_the_disk_floor_new_jobs_and_uploads_are_refused_clearly(live, spe
     assert_error(client.post("/api/v3/bytedance/latentsync", json=body), 507, "GB free")
 
 
-# --- result URLs -----------------------------------------------------------------------------------------------------
+# --- result URLs ------------------------------------------------------------------------------------------------------
 def test_signed_result_urls_need_no_key_and_answer_head_and_ranges(live, speech) -> None:
     server = live(api_key="s3cret")
     clip = upload(server.client, speech)
@@ -297,14 +304,15 @@ def test_signed_result_urls_need_no_key_and_answer_head_and_ranges(live, speech)
     wait(server.client, other)
 
 
-# --- what is refused at submit, and what errors never say ---------------------------------------------------------------
+# --- what is refused at submit, and what errors never say -------------------------------------------------------------
 def test_types_are_strict_credentials_never_echoed_and_echoed_ids_short(live, speech) -> None:
     server = live()
     client = server.client
     clip = upload(client, speech)
     for field, value in (("steps", True), ("steps", "3"), ("seed", 1.5), ("guidance_scale", "2"), ("sync_mode", 1)):
-        assert_error(client.post("/api/v3/sync/lipsync-3", json={"video": clip, "audio": clip, field: value}),
-                     400, field)  # fmt: skip
+        assert_error(
+            client.post("/api/v3/sync/lipsync-3", json={"video": clip, "audio": clip, field: value}), 400, field
+        )
     assert submit(client, video=clip, audio=clip, guidance_scale=2)["status"] == "created"  # 2 is a fine float
 
     secret_urls = [
@@ -330,7 +338,7 @@ def test_a_failed_download_names_the_url_without_its_credentials(live, web, spee
     assert "pa55word" not in job["error"] and "bob" not in job["error"]
 
 
-# --- webhooks ----------------------------------------------------------------------------------------------------------
+# --- webhooks ---------------------------------------------------------------------------------------------------------
 def test_a_webhook_gets_the_signed_result_envelope_retried_after_a_failure(live, web, speech) -> None:
     server = live(api_key="k3y")
     clip = upload(server.client, speech)
@@ -362,11 +370,14 @@ def test_the_chosen_face_reaches_the_pipeline(live, speech) -> None:
     )
     assert fake.calls[0]["face_at"] == (640.5, 360.0) and fake.calls[0]["face_index"] is None
     for wrong in ([1.0], [1, 2, 3], "640,360"):
-        assert_error(server.client.post("/api/v3/bytedance/latentsync", json={"video": clip, "audio": clip,
-                                        "face_at": wrong}), 400, "face_at")  # fmt: skip
+        assert_error(
+            server.client.post("/api/v3/bytedance/latentsync", json={"video": clip, "audio": clip, "face_at": wrong}),
+            400,
+            "face_at",
+        )
 
 
-# --- the command -------------------------------------------------------------------------------------------------------
+# --- the command ------------------------------------------------------------------------------------------------------
 def test_serve_refuses_a_held_data_dir_before_loading_models_and_loads_one_pipeline_per_device(
     tmp_path, monkeypatch, capsys
 ) -> None:

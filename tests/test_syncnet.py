@@ -16,10 +16,20 @@ from latentsync.models.syncnet import StableSyncNet, SyncNetConfigError, SyncNet
 from latentsync.testing import read_manifest
 
 TINY = {  # smallest net with attention on both sides: 6x6 images and 6x6 mels reduce to 1x1
-    "audio_encoder": {"in_channels": 1, "block_out_channels": [32, 64], "downsample_factors": [2, 2],
-                      "attn_blocks": [0, 1], "dropout": 0.0},
-    "visual_encoder": {"in_channels": 6, "block_out_channels": [32, 64], "downsample_factors": [2, 2],
-                       "attn_blocks": [1, 0], "dropout": 0.0},
+    "audio_encoder": {
+        "in_channels": 1,
+        "block_out_channels": [32, 64],
+        "downsample_factors": [2, 2],
+        "attn_blocks": [0, 1],
+        "dropout": 0.0,
+    },
+    "visual_encoder": {
+        "in_channels": 6,
+        "block_out_channels": [32, 64],
+        "downsample_factors": [2, 2],
+        "attn_blocks": [1, 0],
+        "dropout": 0.0,
+    },
 }
 
 
@@ -46,17 +56,21 @@ def test_state_dict_matches_official_manifest(name):
         net = StableSyncNet(model_config(name))
     got = [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
     assert got == [(key, shape) for key, shape, _ in read_manifest(f"syncnet_{name}")]
+
+
 @pytest.mark.parity
-
-
 def test_matches_official_outputs(golden, golden_net):
     images, mels = golden["inputs"]["image_sequences"], golden["inputs"]["audio_sequences"]
     expected = golden["output"]
     with torch.no_grad():
         vision, audio = golden_net(images, mels)
         raw_vision, raw_audio = golden_net.visual_encoder(images), golden_net.audio_encoder(mels)
-    got = {"vision_embeds": vision, "audio_embeds": audio,
-           "visual_encoder_raw": raw_vision, "audio_encoder_raw": raw_audio}
+    got = {
+        "vision_embeds": vision,
+        "audio_embeds": audio,
+        "visual_encoder_raw": raw_vision,
+        "audio_encoder_raw": raw_audio,
+    }
     for key, value in got.items():
         assert value.shape == expected[key].shape, key
         assert (value - expected[key]).abs().max() <= 1e-4, key
@@ -72,14 +86,23 @@ def test_config_without_attn_blocks_builds_and_runs():
         vision, audio = net(torch.randn(1, 75, 128, 256), torch.randn(1, 1, 80, 80))
     assert vision.shape == audio.shape == (1, 1024)
     assert torch.allclose(torch.stack([vision.norm(), audio.norm()]), torch.ones(2))
+
+
 @pytest.mark.parity
-
-
 def test_from_pretrained_round_trips_official_layout(tmp_path, golden):
     path = tmp_path / "stable_syncnet.pt"
     state = {f"module.{k}": v for k, v in golden["state_dict"].items()}  # a DDP-saved file
-    torch.save({"state_dict": state, "global_step": 1234, "train_step_list": [], "train_loss_list": [],
-                "val_step_list": [], "val_loss_list": []}, path)
+    torch.save(
+        {
+            "state_dict": state,
+            "global_step": 1234,
+            "train_step_list": [],
+            "train_loss_list": [],
+            "val_step_list": [],
+            "val_loss_list": [],
+        },
+        path,
+    )
     net = StableSyncNet.from_pretrained(OmegaConf.create(golden["config"]), path)
     assert net.global_step == 1234 and net.load_report.clean and not net.training
     with torch.no_grad():
@@ -102,9 +125,9 @@ def test_bad_config_and_wrong_input_size_are_reported():
         StableSyncNet(config)
     with pytest.raises(SyncNetInputError, match="image_sequences"):
         StableSyncNet(TINY)(torch.randn(1, 6, 12, 12), torch.randn(1, 1, 6, 6))
+
+
 @pytest.mark.parity
-
-
 def test_bf16_forward_close_to_fp32(golden, golden_net):
     inputs = golden["inputs"]
     net = copy.deepcopy(golden_net).to(torch.bfloat16)

@@ -151,8 +151,15 @@ def test_cache_command_fills_the_caches(aligned_clips: Path, tiny_training: Path
     from latentsync import cli
 
     cache = tmp_path / "cache"
-    args = ["--config", str(tiny_training / "unet_tiny.yaml"), "--data", str(aligned_clips),
-            *overrides(tiny_training, "unet"), f"data.audio_embeds_cache_dir={cache}", f"data.audio_mel_cache_dir={cache}"]  # fmt: skip
+    args = [
+        "--config",
+        str(tiny_training / "unet_tiny.yaml"),
+        "--data",
+        str(aligned_clips),
+        *overrides(tiny_training, "unet"),
+        f"data.audio_embeds_cache_dir={cache}",
+        f"data.audio_mel_cache_dir={cache}",
+    ]
     assert cli.main(["train", "cache", *args]) == 0
     assert "3 cached" in capsys.readouterr().out
     assert len(list((cache / "whisper").glob("*.pt"))) == len(list((cache / "syncnet_mel").glob("*.pt"))) == 3

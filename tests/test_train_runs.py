@@ -40,17 +40,28 @@ def one_thread():
 def unet_config(tiny: Path, clips: Path, *extra: str):
     return load_config(
         tiny / "unet_tiny.yaml",
-        [*overrides(tiny, "unet"), *data_overrides(clips), "data.val_video_path=''", "train.log_every=1",
-         "optimizer.lr=1e-3", *extra],
-    )  # fmt: skip
+        [
+            *overrides(tiny, "unet"),
+            *data_overrides(clips),
+            "data.val_video_path=''",
+            "train.log_every=1",
+            "optimizer.lr=1e-3",
+            *extra,
+        ],
+    )
 
 
 def syncnet_config(tiny: Path, clips: Path, *extra: str):
     return load_config(
         tiny / "syncnet_tiny.yaml",
-        [*overrides(tiny, "syncnet"), *data_overrides(clips), *data_overrides(clips, "val"),
-         "train.log_every=1", *extra],
-    )  # fmt: skip
+        [
+            *overrides(tiny, "syncnet"),
+            *data_overrides(clips),
+            *data_overrides(clips, "val"),
+            "train.log_every=1",
+            *extra,
+        ],
+    )
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -101,31 +112,49 @@ def test_syncnet_training_writes_official_checkpoints(tiny_training: Path, align
     (A tiny SyncNet does not learn sync from three clips in a test's budget, as users see with few videos (#309);
     that the optimisation works is shown by the U-Net test and the loop's own tests.)
     """
-    cfg = syncnet_config(tiny_training, aligned_clips, "run.max_train_steps=4", "ckpt.save_ckpt_steps=4",
-                         "run.validation_steps=2", "data.batch_size=3")  # fmt: skip
+    cfg = syncnet_config(
+        tiny_training,
+        aligned_clips,
+        "run.max_train_steps=4",
+        "ckpt.save_ckpt_steps=4",
+        "run.validation_steps=2",
+        "data.batch_size=3",
+    )
     result = train_syncnet(cfg, tmp_path / "run", progress=False)
     saved = torch.load(result.last_checkpoint, weights_only=True)
-    assert set(saved) == {"state_dict", "global_step", "train_step_list", "train_loss_list", "val_step_list",
-                          "val_loss_list"}  # fmt: skip
+    assert set(saved) == {
+        "state_dict",
+        "global_step",
+        "train_step_list",
+        "train_loss_list",
+        "val_step_list",
+        "val_loss_list",
+    }
     assert saved["global_step"] == 4 and saved["train_step_list"] == [1, 2, 3, 4]
     assert saved["val_step_list"] == [2, 4] and all(0 < v < 5 for v in saved["val_loss_list"])
     model = StableSyncNet.from_pretrained(cfg.model, result.last_checkpoint)
     assert model.global_step == 4
     val = [line for line in (tmp_path / "run" / "logs" / "metrics.jsonl").read_text().splitlines() if '"val"' in line]
     assert len(val) == 2 and '"accuracy"' in val[0]
-    resumed = train_syncnet(load_config(tmp_path / "run" / "syncnet_config.yaml", ["run.max_train_steps=5"]),
-                            tmp_path / "run", "auto", progress=False)  # fmt: skip
+    resumed = train_syncnet(
+        load_config(tmp_path / "run" / "syncnet_config.yaml", ["run.max_train_steps=5"]),
+        tmp_path / "run",
+        "auto",
+        progress=False,
+    )
     again = torch.load(resumed.last_checkpoint, weights_only=True)
     assert again["train_step_list"] == [1, 2, 3, 4, 5] and again["val_step_list"] == [2, 4]
 
 
 def test_resume_continues_exactly(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
     """2N steps in one go equal N steps, a stop and N more with --resume auto, bit for bit on the CPU."""
-    straight = train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=4"), tmp_path / "a",
-                          progress=False)  # fmt: skip
+    straight = train_unet(
+        unet_config(tiny_training, aligned_clips, "run.max_train_steps=4"), tmp_path / "a", progress=False
+    )
     train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=2"), tmp_path / "b", progress=False)
-    resumed = train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=4"), tmp_path / "b", "auto",
-                         progress=False)  # fmt: skip
+    resumed = train_unet(
+        unet_config(tiny_training, aligned_clips, "run.max_train_steps=4"), tmp_path / "b", "auto", progress=False
+    )
     assert straight.step == resumed.step == 4
     a, b = weights(straight.last_checkpoint), weights(resumed.last_checkpoint)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -158,9 +187,22 @@ RUN_CLI = "from latentsync.cli import main; "
 
 def test_sigterm_leaves_a_resumable_checkpoint(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    args = ["train", "unet", "--config", str(tiny_training / "unet_tiny.yaml"), "--output-dir", str(run), "-q",
-            "--data", str(aligned_clips), *overrides(tiny_training, "unet"), "data.val_video_path=''",
-            "run.max_train_steps=1000", "ckpt.save_ckpt_steps=1000", "train.log_every=1"]  # fmt: skip
+    args = [
+        "train",
+        "unet",
+        "--config",
+        str(tiny_training / "unet_tiny.yaml"),
+        "--output-dir",
+        str(run),
+        "-q",
+        "--data",
+        str(aligned_clips),
+        *overrides(tiny_training, "unet"),
+        "data.val_video_path=''",
+        "run.max_train_steps=1000",
+        "ckpt.save_ckpt_steps=1000",
+        "train.log_every=1",
+    ]
     code = RUN_CLI + f"raise SystemExit(main({args!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     metrics = run / "logs" / "metrics.jsonl"
@@ -184,9 +226,16 @@ def test_non_finite_losses_stop_the_run_naming_the_step(
     tiny_training: Path, aligned_clips: Path, tmp_path: Path
 ) -> None:
     # Reconstruction only: the BCE of the sync loss raises on a NaN cosine rather than returning NaN.
-    cfg = unet_config(tiny_training, aligned_clips, "run.max_train_steps=10", "train.max_bad_steps=1",
-                      "optimizer.lr=1e30", "optimizer.max_grad_norm=1e30", "run.pixel_space_supervise=false",
-                      "run.use_syncnet=false")  # fmt: skip
+    cfg = unet_config(
+        tiny_training,
+        aligned_clips,
+        "run.max_train_steps=10",
+        "train.max_bad_steps=1",
+        "optimizer.lr=1e30",
+        "optimizer.max_grad_norm=1e30",
+        "run.pixel_space_supervise=false",
+        "run.use_syncnet=false",
+    )
     with pytest.raises(TrainingDivergedError, match=r"step \d+: 2 steps in a row"):
         train_unet(cfg, tmp_path / "run", progress=False)
     for path in checkpoints(tmp_path / "run" / "checkpoints"):  # whatever was saved holds finite weights only
@@ -199,16 +248,36 @@ def test_trained_checkpoint_runs_in_infer(tiny_training: Path, aligned_clips: Pa
     from latentsync.media import probe
     from latentsync.testing import write_wav
 
-    result = train_unet(unet_config(tiny_training, aligned_clips, "run.max_train_steps=1"), tmp_path / "run",
-                        progress=False)  # fmt: skip
+    result = train_unet(
+        unet_config(tiny_training, aligned_clips, "run.max_train_steps=1"), tmp_path / "run", progress=False
+    )
     speech = write_wav(tmp_path / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[:6400])  # 0.4 s: 10 frames
     output = tmp_path / "out.mp4"
-    code = cli.main([
-        "infer", "--video", str(ASSETS / "demo1_video.mp4"), "--audio", str(speech), "--output", str(output),
-        "--steps", "1", "--quiet", "--unet-config", str(tiny_training / "unet_tiny.yaml"),
-        "--unet-checkpoint", str(result.last_checkpoint), "--whisper-checkpoint", str(tiny_training / "whisper_tiny.pt"),
-        "--vae", str(tiny_training / "vae"), "--device", "cpu", "--no-download",
-    ])  # fmt: skip
+    code = cli.main(
+        [
+            "infer",
+            "--video",
+            str(ASSETS / "demo1_video.mp4"),
+            "--audio",
+            str(speech),
+            "--output",
+            str(output),
+            "--steps",
+            "1",
+            "--quiet",
+            "--unet-config",
+            str(tiny_training / "unet_tiny.yaml"),
+            "--unet-checkpoint",
+            str(result.last_checkpoint),
+            "--whisper-checkpoint",
+            str(tiny_training / "whisper_tiny.pt"),
+            "--vae",
+            str(tiny_training / "vae"),
+            "--device",
+            "cpu",
+            "--no-download",
+        ]
+    )
     assert code == 0 and probe(output).frame_count == 10
 
 
@@ -231,11 +300,32 @@ def test_torchrun_ranks_agree(tiny_training: Path, aligned_clips: Path, tmp_path
     """Two CPU ranks (gloo) train on different samples and end with the same weights."""
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER)
-    args = ["train", "unet", "--config", str(tiny_training / "unet_tiny.yaml"), "--output-dir", str(tmp_path / "run"),
-            "-q", "--data", str(aligned_clips), *overrides(tiny_training, "unet"), "data.val_video_path=''",
-            "run.max_train_steps=2", "optimizer.lr=1e-3"]  # fmt: skip
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(launcher), str(tmp_path), *args]  # fmt: skip
+    args = [
+        "train",
+        "unet",
+        "--config",
+        str(tiny_training / "unet_tiny.yaml"),
+        "--output-dir",
+        str(tmp_path / "run"),
+        "-q",
+        "--data",
+        str(aligned_clips),
+        *overrides(tiny_training, "unet"),
+        "data.val_video_path=''",
+        "run.max_train_steps=2",
+        "optimizer.lr=1e-3",
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(launcher),
+        str(tmp_path),
+        *args,
+    ]
     done = subprocess.run(command, check=False, env=cli_env(), capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     a, b = weights_of(tmp_path / "rank0.pt"), weights_of(tmp_path / "rank1.pt")
@@ -272,11 +362,28 @@ def test_lora_adapters_train_merge_and_apply(tiny_training: Path, aligned_clips:
     assert all(torch.allclose(applied[k], merged[k], atol=1e-6) for k in merged)
     from latentsync import cli
 
-    args = ["infer", "--video", str(ASSETS / "demo1_video.mp4"), "--audio", str(ASSETS / "demo1_audio.wav"),
-            "--output", str(tmp_path / "out.mp4"), "--unet-config", str(tiny_training / "unet_tiny.yaml"),
-            "--unet-checkpoint", str(cfg.ckpt.resume_ckpt_path), "--whisper-checkpoint",
-            str(tiny_training / "whisper_tiny.pt"), "--vae", str(tiny_training / "vae"), "--device", "cpu",
-            "--no-download", "--quiet", "--lora"]  # fmt: skip
+    args = [
+        "infer",
+        "--video",
+        str(ASSETS / "demo1_video.mp4"),
+        "--audio",
+        str(ASSETS / "demo1_audio.wav"),
+        "--output",
+        str(tmp_path / "out.mp4"),
+        "--unet-config",
+        str(tiny_training / "unet_tiny.yaml"),
+        "--unet-checkpoint",
+        str(cfg.ckpt.resume_ckpt_path),
+        "--whisper-checkpoint",
+        str(tiny_training / "whisper_tiny.pt"),
+        "--vae",
+        str(tiny_training / "vae"),
+        "--device",
+        "cpu",
+        "--no-download",
+        "--quiet",
+        "--lora",
+    ]
     assert cli.main([*args, str(result.last_checkpoint)]) == 2  # the full checkpoint is not an adapter file
 
 
@@ -294,8 +401,13 @@ def test_validation_renders_and_scores_the_clip(tiny_training: Path, aligned_cli
     with VideoWriter(clip, frames[0].shape[1], frames[0].shape[0], audio=audio) as writer:
         for frame in frames:
             writer.write(frame)
-    cfg = unet_config(tiny_training, aligned_clips, f"data.val_video_path={clip}", f"data.val_audio_path={clip}",
-                      "run.inference_steps=1")  # fmt: skip
+    cfg = unet_config(
+        tiny_training,
+        aligned_clips,
+        f"data.val_video_path={clip}",
+        f"data.val_audio_path={clip}",
+        "run.inference_steps=1",
+    )
     models = load_unet_training_models(cfg, "cpu")
     syncnet_cfg = load_config(cfg.data.syncnet_config_path)
     models.syncnet = StableSyncNet.from_pretrained(syncnet_cfg.model, syncnet_cfg.ckpt.inference_ckpt_path)

@@ -47,16 +47,19 @@ def test_state_dict_matches_official_manifest(name: str) -> None:
     assert ours == official
     buffers = {k for k, _ in model.named_buffers()}
     assert buffers == {k for k, _, kind in read_manifest(f"unet_{name}") if kind == "buffer"}
+
+
 @pytest.mark.parity
-
-
 @pytest.mark.slow
 def test_golden_outputs_match_official_code(golden: dict) -> None:
     model = UNet3DConditionModel.from_config(golden["config"])
     model.load_state_dict(golden["state_dict"], strict=True)
     model.eval()
     with torch.no_grad():
-        for case in [{"name": "primary", "inputs": golden["inputs"], "output": golden["output"]}, *golden["extra_cases"]]:
+        for case in [
+            {"name": "primary", "inputs": golden["inputs"], "output": golden["output"]},
+            *golden["extra_cases"],
+        ]:
             out = model(**case["inputs"]).sample
             diff = (out - case["output"]).abs().max().item()
             assert diff <= 1e-4, f"{case['name']}: max abs diff {diff}"

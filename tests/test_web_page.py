@@ -50,8 +50,14 @@ def server(tmp_path_factory):
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"):  # fmt: skip
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(30)
@@ -175,7 +181,12 @@ def test_the_api_docs_render_and_list_the_endpoints(server, browser):
     paths = {
         e.get_attribute("data-path") or e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
     }
-    for path in ("/api/v3/sync/lipsync-3", "/api/v3/predictions/{job_id}/result", "/api/v3/predictions/{job_id}",
-                 "/api/v3/media/upload/binary", "/api/v3/faces"):  # fmt: skip
+    for path in (
+        "/api/v3/sync/lipsync-3",
+        "/api/v3/predictions/{job_id}/result",
+        "/api/v3/predictions/{job_id}",
+        "/api/v3/media/upload/binary",
+        "/api/v3/faces",
+    ):
         assert any(path == p.replace("\u200b", "") for p in paths), paths
     assert "Unable to render" not in browser.find_element(By.TAG_NAME, "body").text

@@ -70,7 +70,9 @@ def run_job(
             data = output.read_bytes() if return_output else None
         seconds = time.perf_counter() - started
         output_seconds = result.frames / 25  # the pipeline writes 25 fps
-        return JobRecord(job.key, "done", job.fingerprint, None, round(seconds, 3), output_seconds, worker, time.time()), data  # fmt: skip
+        return JobRecord(
+            job.key, "done", job.fingerprint, None, round(seconds, 3), output_seconds, worker, time.time()
+        ), data
     except LatentSyncError as exc:  # bad input, no face, GPU out of memory (explained by the pipeline)
         reason = str(exc)
     except MemoryError:

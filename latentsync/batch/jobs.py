@@ -75,7 +75,9 @@ def read_jobs(path: str | Path, output_dir: str | Path, defaults: dict[str, Any]
     elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         rows = _jsonl_rows(path)
     else:
-        raise JobsFileError(f"{path}: write the jobs as .csv (a header row, then one job a row) or .jsonl (one JSON object a line)")  # fmt: skip
+        raise JobsFileError(
+            f"{path}: write the jobs as .csv (a header row, then one job a row) or .jsonl (one JSON object a line)"
+        )
     jobs = [_job(line, row, path.parent, Path(output_dir), defaults, text_cells) for line, row in rows]
     _refuse_clashing_outputs(path, jobs)
     return jobs
@@ -126,7 +128,9 @@ def _check_columns(path: Path, names: list[str], line: int | None = None) -> Non
         raise JobsFileError(f"{where}: unknown column {unknown[0]!r}; the columns are {', '.join(COLUMNS)}")
 
 
-def _job(line: int, row: dict[str, Any], base: Path, output_dir: Path, defaults: dict[str, Any], text_cells: bool) -> Job:  # fmt: skip
+def _job(
+    line: int, row: dict[str, Any], base: Path, output_dir: Path, defaults: dict[str, Any], text_cells: bool
+) -> Job:
     video, audio = str(row.get("video", "")), str(row.get("audio", ""))
     output = _output(row, video, audio, output_dir)
     options = dict(defaults)
@@ -156,7 +160,10 @@ def _output(row: dict[str, Any], video: str, audio: str, output_dir: Path) -> Pa
         return (output_dir / Path(str(row["output"])).expanduser()).resolve()
     if not video or not audio:
         return None
-    stem = lambda text: Path(text.split("?")[0].rstrip("/")).stem or "input"
+
+    def stem(text: str) -> str:
+        return Path(text.split("?")[0].rstrip("/")).stem or "input"
+
     return (output_dir / f"{stem(video)}-{stem(audio)}.mp4").resolve()
 
 

@@ -2,8 +2,8 @@
 
 Each worker loads the models once and is handed the next job whenever it is free, so a slow job on one GPU does not
 hold the others back. Each talks to the driver over its own pipe (messages are sent at once, not from a background
-thread, so a worker that dies leaves nothing half-said), and the driver always knows which job each one runs. A worker that dies (killed, a crash in native code) fails only the job it
-was running; the others carry on with the rest.
+thread, so a worker that dies leaves nothing half-said), and the driver always knows which job each one runs. A
+worker that dies (killed, a crash in native code) fails only the job it was running; the others carry on.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class BatchError(LatentSyncError, RuntimeError):
     """The batch cannot run at all (no worker could load the models)."""
 
 
-def run_in_process(jobs: Sequence[Job], spec: ModelSpec, device: str | None, policy: FetchPolicy | None, on_record: OnRecord) -> None:  # fmt: skip
+def run_in_process(
+    jobs: Sequence[Job], spec: ModelSpec, device: str | None, policy: FetchPolicy | None, on_record: OnRecord
+) -> None:
     """One device, one model load, the jobs one after another in this process."""
     pipeline = spec.load(device)
     worker = device or "default"
@@ -80,7 +82,9 @@ def run_processes(
                 process.join(timeout=5)
 
 
-def _dispatch(jobs: Sequence[Job], workers: dict[str, tuple[mp.process.BaseProcess, Connection]], on_record: OnRecord) -> None:  # fmt: skip
+def _dispatch(
+    jobs: Sequence[Job], workers: dict[str, tuple[mp.process.BaseProcess, Connection]], on_record: OnRecord
+) -> None:
     """Hand out jobs to free workers and pass on their records until every job has one or no worker is left."""
     waiting = deque(jobs)
     running: dict[str, Job] = {}
@@ -111,7 +115,9 @@ def _dispatch(jobs: Sequence[Job], workers: dict[str, tuple[mp.process.BaseProce
                 live.discard(name)
                 job = running.pop(name, None)
                 if job is not None:
-                    on_record(JobRecord.failed(job, f"the worker process on {name} died (exit code {process.exitcode})", name))  # fmt: skip
+                    on_record(
+                        JobRecord.failed(job, f"the worker process on {name} died (exit code {process.exitcode})", name)
+                    )
     if waiting:
         if not ready:
             raise BatchError("no worker could load the models: " + "; ".join(load_errors or ["they exited"]))
@@ -131,7 +137,9 @@ def _worker(
     try:
         pipeline = spec.load(device)
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which decides whether the batch can go on
-        connection.send(("load failed", str(exc) if isinstance(exc, LatentSyncError) else f"{type(exc).__name__}: {exc}"))  # fmt: skip
+        connection.send(
+            ("load failed", str(exc) if isinstance(exc, LatentSyncError) else f"{type(exc).__name__}: {exc}")
+        )
         return
     connection.send(("ready", None))
     while (job := connection.recv()) is not None:

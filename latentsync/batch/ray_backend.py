@@ -89,7 +89,14 @@ def run_ray(
             ray.shutdown()
 
 
-def _dispatch(ray: Any, jobs: Sequence[Job], actors: dict[str, Any], policy: FetchPolicy, on_record: OnRecord, return_outputs: bool) -> None:  # fmt: skip
+def _dispatch(
+    ray: Any,
+    jobs: Sequence[Job],
+    actors: dict[str, Any],
+    policy: FetchPolicy,
+    on_record: OnRecord,
+    return_outputs: bool,
+) -> None:
     """Keep every actor busy with one job at a time until the jobs are done or no actor is left."""
     waiting = list(jobs)[::-1]
     idle = list(actors)

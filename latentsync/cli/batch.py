@@ -15,7 +15,9 @@ from latentsync.errors import LatentSyncError
 def devices(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",")]
     if not all(names):
-        raise argparse.ArgumentTypeError(f"expected devices separated by commas (cuda:0,cuda:1 or cpu,cpu), got {text!r}")  # fmt: skip
+        raise argparse.ArgumentTypeError(
+            f"expected devices separated by commas (cuda:0,cuda:1 or cpu,cpu), got {text!r}"
+        )
     return names
 
 
@@ -65,7 +67,9 @@ def fetch_policy(args: argparse.Namespace):
     try:
         from latentsync.server.fetch import FetchPolicy
     except ImportError as exc:
-        raise LatentSyncError(f"fetching input URLs needs the server extra ({exc.name} is missing): pip install 'latentsync[server]'") from None  # fmt: skip
+        raise LatentSyncError(
+            f"fetching input URLs needs the server extra ({exc.name} is missing): pip install 'latentsync[server]'"
+        ) from None
     return FetchPolicy(int(args.max_download_mb * 1024 * 1024), args.download_timeout, tuple(args.allow_url_network))
 
 
@@ -78,21 +82,48 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(relative to the jobs file) or http(s) URLs. The job options below are the defaults a row overrides.",
     )
     bat.add_argument("jobs", metavar="JOBS", help="the jobs file (.csv or .jsonl)")
-    bat.add_argument("--output-dir", default=None,
-                     help="where outputs and the records file go (default: JOBS's folder/<JOBS name>-outputs)")
-    bat.add_argument("--devices", type=devices, default=None, metavar="LIST",
-                     help="one worker process per device, e.g. cuda:0,cuda:1 (cpu,cpu works too); default: --device")
-    bat.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                     help="run on a Ray cluster, one actor per GPU (or one per --devices entry); without ADDRESS, "
-                     "RAY_ADDRESS or a local Ray instance")
-    bat.add_argument("--ray-return-outputs", action="store_true",
-                     help="Ray actors send outputs back to this machine instead of writing them to a shared path")
+    bat.add_argument(
+        "--output-dir",
+        default=None,
+        help="where outputs and the records file go (default: JOBS's folder/<JOBS name>-outputs)",
+    )
+    bat.add_argument(
+        "--devices",
+        type=devices,
+        default=None,
+        metavar="LIST",
+        help="one worker process per device, e.g. cuda:0,cuda:1 (cpu,cpu works too); default: --device",
+    )
+    bat.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster, one actor per GPU (or one per --devices entry); without ADDRESS, "
+        "RAY_ADDRESS or a local Ray instance",
+    )
+    bat.add_argument(
+        "--ray-return-outputs",
+        action="store_true",
+        help="Ray actors send outputs back to this machine instead of writing them to a shared path",
+    )
     bat.add_argument("--json", action="store_true", help="print the summary as JSON")
     bat.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    bat.add_argument("--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)")  # fmt: skip
-    bat.add_argument("--download-timeout", type=float, default=120, help="seconds allowed for fetching one input URL (default 120)")  # fmt: skip
-    bat.add_argument("--allow-url-network", type=network, action="append", default=[], metavar="CIDR",
-                     help="let input URLs point into this loopback/private network (repeatable; refused by default)")
+    bat.add_argument(
+        "--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)"
+    )
+    bat.add_argument(
+        "--download-timeout", type=float, default=120, help="seconds allowed for fetching one input URL (default 120)"
+    )
+    bat.add_argument(
+        "--allow-url-network",
+        type=network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let input URLs point into this loopback/private network (repeatable; refused by default)",
+    )
     add_job_options(bat)
     add_model_options(bat)
     bat.set_defaults(run=run)

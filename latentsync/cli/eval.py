@@ -96,8 +96,14 @@ def run_fvd(args: argparse.Namespace) -> int:
                 videos.append({"path": str(path), "side": side, "error": str(exc)})
     value = fvd(clips["real"], clips["fake"], model, standard=args.standard)
     input_range = "[-1, 1] (--standard, comparable with most papers)" if args.standard else "[0, 1] (as LatentSync)"
-    result = {"videos": videos, "fvd": value, "input_range": input_range, "real": len(clips["real"]),
-              "fake": len(clips["fake"]), "failed": sum(v["error"] is not None for v in videos)}  # fmt: skip
+    result = {
+        "videos": videos,
+        "fvd": value,
+        "input_range": input_range,
+        "real": len(clips["real"]),
+        "fake": len(clips["fake"]),
+        "failed": sum(v["error"] is not None for v in videos),
+    }
     text = f"FVD {value:.3f} from {result['real']} real and {result['fake']} generated clips; I3D input {input_range}"
     if result["failed"]:
         text += f"; {result['failed']} videos skipped (see --json)"
@@ -128,13 +134,20 @@ def run_image(args: argparse.Namespace) -> int:
             rows.append({"path": str(fake), "real": str(real), "error": str(exc)})
     mean = metrics.mean(scores)
     result = {"pairs": rows, "mean": mean, "scored": len(scores), "failed": len(rows) - len(scores)}
-    flat = [{"video": Path(r["path"]).name, **{f"{reg}_{k}": r.get(reg, {}).get(k) for reg in ("face", "mouth")
-             for k in ("psnr", "ssim", "lpips")}, "error": r["error"]} for r in rows]  # fmt: skip
+    flat = [
+        {
+            "video": Path(r["path"]).name,
+            **{f"{reg}_{k}": r.get(reg, {}).get(k) for reg in ("face", "mouth") for k in ("psnr", "ssim", "lpips")},
+            "error": r["error"],
+        }
+        for r in rows
+    ]
     columns = ["video", "face_psnr", "face_ssim", "face_lpips", "mouth_psnr", "mouth_ssim", "mouth_lpips", "error"]
     text = table(flat, columns)
     if mean:
-        text += "\nall frames: " + ", ".join(f"{reg} {k} {v:.3f}" for reg in ("face", "mouth")
-                                           for k, v in mean[reg].items() if v is not None)  # fmt: skip
+        text += "\nall frames: " + ", ".join(
+            f"{reg} {k} {v:.3f}" for reg in ("face", "mouth") for k, v in mean[reg].items() if v is not None
+        )
     good = [r for r in flat if r["error"] is None]
     plots = (
         [bar_plot([r["video"] for r in good], [r["mouth_lpips"] for r in good], "Mouth LPIPS", "lpips")] if good else []
@@ -173,8 +186,12 @@ def run_syncnet_acc(args: argparse.Namespace) -> int:
     samples = args.samples or int(config.data.num_val_samples)
     seed = int(config.run.seed) if args.seed is None else args.seed
     pairs = sample_pairs(videos, samples, seed, int(config.data.num_frames), int(config.data.resolution))
-    result = {"checkpoint": str(checkpoint), "clips": len(videos), "seed": seed,
-              **accuracy(model, pairs, bool(config.data.lower_half), dtype=dtype)}  # fmt: skip
+    result = {
+        "checkpoint": str(checkpoint),
+        "clips": len(videos),
+        "seed": seed,
+        **accuracy(model, pairs, bool(config.data.lower_half), dtype=dtype),
+    }
     text = (
         f"SyncNet accuracy: {100 * result['accuracy']:.2f}% ({result['correct']}/{result['pairs']} pairs, seed {seed})"
     )
@@ -190,8 +207,11 @@ def run_silence(args: argparse.Namespace) -> int:
     from latentsync.media import VideoReader
 
     audio = load_audio(args.audio or args.video)
-    opening = mouth_series(VideoReader(args.video, fps=25), create_detector(args.face_detector, device=args.device),
-                           limit=math.ceil(len(audio) / 640))  # fmt: skip
+    opening = mouth_series(
+        VideoReader(args.video, fps=25),
+        create_detector(args.face_detector, device=args.device),
+        limit=math.ceil(len(audio) / 640),
+    )
     result = {"video": str(args.video), "audio": str(args.audio or args.video), **silence_report(opening, audio)}
     columns = ["silent_seconds", "silent_movement", "speech_movement", "silent_opening", "frames_with_face", "frames"]
     text = table([result], columns) + "\nmovement: mean change of the lip gap, % of the jaw width per frame"

@@ -38,14 +38,26 @@ def describe_inputs(video: VideoCheck, audio: AudioCheck) -> None:
     """Say what was found in the inputs: the facts at INFO, what a user may not expect as a warning."""
     info = video.info
     logger.info("video %s: %dx%d, %.3f fps, %.1f s", info.path, info.width, info.height, info.fps, info.duration)
-    logger.debug("video codec %s, %d frames%s, rotation %d", info.codec, info.frame_count,
-                 "" if info.frame_count_exact else " (estimated)", info.rotation)  # fmt: skip
-    logger.debug("audio %s: %d channel(s) at %d Hz, %s s", audio.path, audio.channels, audio.sample_rate,
-                 "unknown" if audio.duration is None else f"{audio.duration:.2f}")  # fmt: skip
+    logger.debug(
+        "video codec %s, %d frames%s, rotation %d",
+        info.codec,
+        info.frame_count,
+        "" if info.frame_count_exact else " (estimated)",
+        info.rotation,
+    )
+    logger.debug(
+        "audio %s: %d channel(s) at %d Hz, %s s",
+        audio.path,
+        audio.channels,
+        audio.sample_rate,
+        "unknown" if audio.duration is None else f"{audio.duration:.2f}",
+    )
     if video.truncated:
         logger.warning(video.truncation_note())
     if audio.channels > 1:
-        logger.info("the audio has %d channels: the models hear, and the output carries, them mixed to mono", audio.channels)  # fmt: skip
+        logger.info(
+            "the audio has %d channels: the models hear, and the output carries, them mixed to mono", audio.channels
+        )
 
 
 def notes(video: VideoCheck, audio: AudioCheck, frames: int) -> list[str]:

@@ -16,9 +16,18 @@ from latentsync.media.sync import SYNC_MODES
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 # The per-video settings `infer` takes as options and `batch` as defaults that a jobs-file row may override.
 JOB_OPTIONS = (
-    "steps", "guidance_scale", "seed", "sync_mode", "deepcache", "batch_frames", "face_index", "face_at",
-    "audio_windows", "face_tracking", "face_smoothing",
-)  # fmt: skip
+    "steps",
+    "guidance_scale",
+    "seed",
+    "sync_mode",
+    "deepcache",
+    "batch_frames",
+    "face_index",
+    "face_at",
+    "audio_windows",
+    "face_tracking",
+    "face_smoothing",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +84,10 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
         help=f"audio guidance, at least 1; 1 turns it off (default {INFERENCE.guidance_scale})",
     )
     parser.add_argument(
-        "--seed", type=int, default=INFERENCE.seed, help=f"the same seed gives the same output (default {INFERENCE.seed})"
+        "--seed",
+        type=int,
+        default=INFERENCE.seed,
+        help=f"the same seed gives the same output (default {INFERENCE.seed})",
     )
     parser.add_argument(
         "--sync-mode",

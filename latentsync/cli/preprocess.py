@@ -21,9 +21,13 @@ def run(args: argparse.Namespace) -> int:
     if len(args.paths) != 2:
         raise InvalidArgumentError("give RAW_DIR and OUT_DIR: latentsync preprocess RAW_DIR OUT_DIR")
     settings = Settings(
-        resolution=args.resolution, landmarks=args.landmarks, second_face_ratio=args.second_face, crf=args.crf,
-        sync_min_conf=args.sync_conf, sync_max_offset=args.sync_offset,
-    )  # fmt: skip
+        resolution=args.resolution,
+        landmarks=args.landmarks,
+        second_face_ratio=args.second_face,
+        crf=args.crf,
+        sync_min_conf=args.sync_conf,
+        sync_max_offset=args.sync_offset,
+    )
     summary = run_preprocess(
         args.paths[0],
         args.paths[1],
@@ -70,12 +74,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--resolution", type=int, choices=(256, 512), default=256, help="clip size R (default 256)")
     pre.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     pre.add_argument("--shard", default=None, metavar="I/N", help="process only shard I of N (e.g. a SLURM array task)")
-    pre.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                     help="run each video as a Ray task, on the cluster at ADDRESS or a local instance")  # fmt: skip
+    pre.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run each video as a Ray task, on the cluster at ADDRESS or a local instance",
+    )
     pre.add_argument("--checkpoints", default=None, help="checkpoints folder holding v1.6/auxiliary (sync filter)")
     pre.add_argument("--landmarks", default="dlib", help="face landmark backend (default dlib)")
-    pre.add_argument("--second-face", type=float, default=0.5, metavar="RATIO",
-                     help="drop a segment where another face has RATIO of the chosen face's area (0: keep)")  # fmt: skip
+    pre.add_argument(
+        "--second-face",
+        type=float,
+        default=0.5,
+        metavar="RATIO",
+        help="drop a segment where another face has RATIO of the chosen face's area (0: keep)",
+    )
     pre.add_argument("--crf", type=int, default=18, help="H.264 quality of the clips (default 18)")
     pre.add_argument("--sync-conf", type=float, default=3.0, help="minimum SyncNet confidence (default 3)")
     pre.add_argument("--sync-offset", type=int, default=6, help="largest |audio offset| kept, frames (default 6)")

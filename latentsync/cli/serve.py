@@ -55,22 +55,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     srv = sub.add_parser("serve", help="run the lip-sync HTTP API (hosted-service shapes) and its web page")
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    srv.add_argument("--data-dir", default="latentsync-data", help="jobs database, uploads and results (default ./latentsync-data)")  # fmt: skip
-    srv.add_argument("--max-duration", type=float, default=600, help="longest accepted video or audio, seconds (default 600)")  # fmt: skip
+    srv.add_argument(
+        "--data-dir", default="latentsync-data", help="jobs database, uploads and results (default ./latentsync-data)"
+    )
+    srv.add_argument(
+        "--max-duration", type=float, default=600, help="longest accepted video or audio, seconds (default 600)"
+    )
     srv.add_argument("--max-upload-mb", type=float, default=500, help="largest accepted upload (default 500 MB)")
-    srv.add_argument("--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)")  # fmt: skip
-    srv.add_argument("--download-timeout", type=float, default=120, help="seconds allowed for fetching one job's input URLs (default 120)")  # fmt: skip
-    srv.add_argument("--allow-url-network", type=network, action="append", default=[], metavar="CIDR",
-                     help="let input URLs point into this loopback/private/link-local network (repeatable); "
-                     "by default such addresses are refused")  # fmt: skip
+    srv.add_argument(
+        "--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)"
+    )
+    srv.add_argument(
+        "--download-timeout",
+        type=float,
+        default=120,
+        help="seconds allowed for fetching one job's input URLs (default 120)",
+    )
+    srv.add_argument(
+        "--allow-url-network",
+        type=network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let input URLs point into this loopback/private/link-local network (repeatable); "
+        "by default such addresses are refused",
+    )
     srv.add_argument(
         "--devices",
         default=None,
         metavar="LIST",
         help="one GPU worker per device, e.g. cuda:0,cuda:1 (default: one worker on --device)",
     )
-    srv.add_argument("--keep-days", type=float, default=7, help="delete jobs, results and unused uploads this many days after they end (default 7)")  # fmt: skip
-    srv.add_argument("--min-free-gb", type=float, default=2, help="refuse new jobs and uploads while the data dir's disk has less free (default 2)")  # fmt: skip
-    srv.add_argument("--fetch-workers", type=int, default=4, help="threads downloading input URLs, apart from the GPU workers (default 4)")  # fmt: skip
+    srv.add_argument(
+        "--keep-days",
+        type=float,
+        default=7,
+        help="delete jobs, results and unused uploads this many days after they end (default 7)",
+    )
+    srv.add_argument(
+        "--min-free-gb",
+        type=float,
+        default=2,
+        help="refuse new jobs and uploads while the data dir's disk has less free (default 2)",
+    )
+    srv.add_argument(
+        "--fetch-workers",
+        type=int,
+        default=4,
+        help="threads downloading input URLs, apart from the GPU workers (default 4)",
+    )
     add_model_options(srv)
     srv.set_defaults(run=run)

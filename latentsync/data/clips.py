@@ -69,9 +69,13 @@ class ClipReader:
     """Frames, mels and (optionally) Whisper features of clips, through the caches; one per dataset and worker."""
 
     def __init__(
-        self, resolution: int, min_frames: int, mel_cache: FeatureCache, embeds_cache: FeatureCache | None = None,
+        self,
+        resolution: int,
+        min_frames: int,
+        mel_cache: FeatureCache,
+        embeds_cache: FeatureCache | None = None,
         whisper: str | Path | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.resolution, self.min_frames = resolution, min_frames
         self.mel_cache, self.embeds_cache, self.whisper = mel_cache, embeds_cache, whisper
         self._encoder = None  # built in the process that first needs it (a DataLoader worker, or the main one)

@@ -72,8 +72,11 @@ def fvd(real: list[np.ndarray], fake: list[np.ndarray], model: torch.jit.ScriptM
     if min(len(real), len(fake)) < RECOMMENDED_CLIPS:
         logger.warning(
             "FVD from %d real and %d generated clips: below %d clips the 400x400 covariance is rank-deficient and the "
-            "number is unstable", len(real), len(fake), RECOMMENDED_CLIPS,
-        )  # fmt: skip
+            "number is unstable",
+            len(real),
+            len(fake),
+            RECOMMENDED_CLIPS,
+        )
     return frechet_distance(
         i3d_features(model, clips_tensor(real, standard)), i3d_features(model, clips_tensor(fake, standard))
     )

@@ -81,8 +81,10 @@ class ImageMetrics:
         if inception is not None:
             from torchmetrics.image.fid import FrechetInceptionDistance
 
-            self.fid = {r: FrechetInceptionDistance(feature_extractor_weights_path=str(inception), normalize=True)
-                        .to(device) for r in REGIONS}  # fmt: skip
+            self.fid = {
+                r: FrechetInceptionDistance(feature_extractor_weights_path=str(inception), normalize=True).to(device)
+                for r in REGIONS
+            }
         self.fid_frames = 0
 
     @torch.no_grad()

@@ -56,10 +56,24 @@ class VideoScore:
     def as_dict(self) -> dict:
         if not self.ok:
             return {"path": self.path, "tracks": [], "error": self.error}
-        tracks = [{"offset": t.score.offset, "min_dist": t.score.min_dist, "conf": t.score.conf, "frames": t.frames,
-                   "first_frame": t.first} for t in self.tracks]  # fmt: skip
-        return {"path": self.path, "offset": self.offset, "min_dist": self.min_dist, "conf": self.conf,
-                "tracks": tracks, "error": None}  # fmt: skip
+        tracks = [
+            {
+                "offset": t.score.offset,
+                "min_dist": t.score.min_dist,
+                "conf": t.score.conf,
+                "frames": t.frames,
+                "first_frame": t.first,
+            }
+            for t in self.tracks
+        ]
+        return {
+            "path": self.path,
+            "offset": self.offset,
+            "min_dist": self.min_dist,
+            "conf": self.conf,
+            "tracks": tracks,
+            "error": None,
+        }
 
 
 def expand_videos(paths: list[str | Path]) -> list[Path]:
@@ -109,7 +123,14 @@ def summary(videos: list[VideoScore]) -> dict:
     scored = [v for v in videos if v.ok]
     mean = None
     if scored:
-        mean = {"offset": fmean(v.offset for v in scored), "min_dist": fmean(v.min_dist for v in scored),
-                "conf": fmean(v.conf for v in scored)}  # fmt: skip
-    return {"videos": [v.as_dict() for v in videos], "mean": mean, "scored": len(scored),
-            "failed": len(videos) - len(scored)}  # fmt: skip
+        mean = {
+            "offset": fmean(v.offset for v in scored),
+            "min_dist": fmean(v.min_dist for v in scored),
+            "conf": fmean(v.conf for v in scored),
+        }
+    return {
+        "videos": [v.as_dict() for v in videos],
+        "mean": mean,
+        "scored": len(scored),
+        "failed": len(videos) - len(scored),
+    }

@@ -64,13 +64,18 @@ def bar_plot(labels: Sequence[str], values: Sequence[float], title: str, ylabel:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def html_page(title: str, notes: Sequence[str], tables: Sequence[tuple[Sequence[dict], Sequence[str]]],
-              plots: Sequence[str]) -> str:  # fmt: skip
+def html_page(
+    title: str, notes: Sequence[str], tables: Sequence[tuple[Sequence[dict], Sequence[str]]], plots: Sequence[str]
+) -> str:
     """One HTML page: notes, tables and base64 PNG plots, nothing fetched from elsewhere."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             ("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}th{background:#eee}</style></head><body>"),
-             f"<h1>{html.escape(title)}</h1>"]  # fmt: skip
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        (
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}th{background:#eee}</style></head><body>"
+        ),
+        f"<h1>{html.escape(title)}</h1>",
+    ]
     parts += [f"<p>{html.escape(note)}</p>" for note in notes]
     for rows, columns in tables:
         parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
@@ -87,8 +92,14 @@ def sync_report(summary: dict, detector: str) -> tuple[str, str]:
     rows = []
     for video in summary["videos"]:
         name = Path(video["path"]).name
-        rows.append({"video": name, "tracks": len(video["tracks"]), **{k: video.get(k) for k in ("offset", "min_dist", "conf")},
-                     "error": video.get("error")})  # fmt: skip
+        rows.append(
+            {
+                "video": name,
+                "tracks": len(video["tracks"]),
+                **{k: video.get(k) for k in ("offset", "min_dist", "conf")},
+                "error": video.get("error"),
+            }
+        )
     columns = ["video", "tracks", "offset", "min_dist", "conf", "error"]
     mean = summary["mean"] or {}
     footer = {"video": f"mean of {summary['scored']}", **mean}
@@ -98,8 +109,12 @@ def sync_report(summary: dict, detector: str) -> tuple[str, str]:
     plots = []
     if scored:
         labels = [r["video"] for r in scored]
-        plots = [bar_plot(labels, [r["conf"] for r in scored], "Sync confidence (LSE-C)", "conf"),
-                 bar_plot(labels, [r["min_dist"] for r in scored], "Minimum distance (LSE-D)", "min_dist")]  # fmt: skip
-    notes = [f"{summary['scored']} videos scored, {summary['failed']} failed. Face tracks from {detector}.",
-             "LSE-C: higher is better; LSE-D: lower is better; offset in frames at 25 fps."]  # fmt: skip
+        plots = [
+            bar_plot(labels, [r["conf"] for r in scored], "Sync confidence (LSE-C)", "conf"),
+            bar_plot(labels, [r["min_dist"] for r in scored], "Minimum distance (LSE-D)", "min_dist"),
+        ]
+    notes = [
+        f"{summary['scored']} videos scored, {summary['failed']} failed. Face tracks from {detector}.",
+        "LSE-C: higher is better; LSE-D: lower is better; offset in frames at 25 fps.",
+    ]
     return text, html_page("LatentSync sync evaluation", notes, [([*rows, footer], columns)], plots)

@@ -1,4 +1,4 @@
-"""Active speaker: which of the faces in a video is the one speaking its audio (`latentsync infer --face-index speaker`).
+"""Active speaker: which face in a video is the one speaking its audio (`latentsync infer --face-index speaker`).
 
 Every face seen in the first seconds becomes a candidate track (matched frame to frame by box overlap). Each is
 scored against the audio by one of two scorers:
@@ -174,7 +174,9 @@ def choose_speaker(
     if best < floor or best - runner_up < margin:
         logger.warning(
             "active speaker: no face is clearly speaking (%s scores %.2f vs %.2f); using the largest face",
-            kind, best, runner_up,
-        )  # fmt: skip
+            kind,
+            best,
+            runner_up,
+        )
         return None
     return candidates[order[0]].first_centre()

@@ -1,7 +1,7 @@
 """The analysis pass: find the face in every frame and fix its alignment matrix, before any diffusion runs.
 
-Only the anchors and a (2, 3) matrix per frame are kept, so a long video costs a few bytes per frame here. Smoothing runs over
-the frames in display order, as the official pipeline does, whatever order the frames are later played in.
+Only the anchors and a (2, 3) matrix per frame are kept, so a long video costs a few bytes per frame here.
+Smoothing runs over the frames in display order, as the official pipeline does, whatever order the frames are later played in.
 
 Finding the face anew in every frame is the costliest part of the pass (the dlib finder scans the whole frame,
 ~45 ms at 1080p), so `FaceFollower` scans the whole frame only every `redetect_every` frames and whenever the face
@@ -11,8 +11,9 @@ same finder confirms a face is still there, so a frame without one is still repo
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sized, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -82,7 +83,9 @@ class FaceFollower:
         self.index, self.at = index, at
         self.redetect_every = redetect_every if isinstance(detector, LocalSearch) else None
         self.detections = 0  # whole-frame detections run so far
-        self.faces: list[Face] | None = None  # every face of this frame's whole-frame detection; None after a local search
+        self.faces: list[Face] | None = (
+            None  # every face of this frame's whole-frame detection; None after a local search
+        )
         self._previous: Face | None = None  # the face of the previous frame
         self._last_seen: Face | None = None  # the face of the last frame that had one
         self._followed = 0  # frames since the last whole-frame detection

@@ -12,11 +12,12 @@ before the request, so that a backward run is served from them until they run ou
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import av
 import numpy as np

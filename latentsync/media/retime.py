@@ -13,8 +13,9 @@ clip of duration D yields `round(fps * D)` frames. Input already at `fps` maps f
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Iterable, Iterator, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 

@@ -7,9 +7,10 @@ config or a truncated file goes unnoticed. Everything here reports instead of hi
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -101,7 +101,9 @@ class VanillaTemporalModule(nn.Module):
         if unsupported:
             raise ValueError(f"unsupported motion-module attention_block_types {unsupported}; only Temporal_Self")
         if temporal_attention_dim_div != 1:
-            raise ValueError("temporal_attention_dim_div other than 1 changes no official checkpoint and is unsupported")
+            raise ValueError(
+                "temporal_attention_dim_div other than 1 changes no official checkpoint and is unsupported"
+            )
         self.temporal_transformer = TemporalTransformer3DModel(
             channels,
             num_attention_heads,

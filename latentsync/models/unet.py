@@ -8,9 +8,10 @@ latent (4) + reference latent (4); audio embeddings are (batch * frames, tokens,
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from diffusers.models.attention_processor import Attention, AttentionProcessor
@@ -109,7 +110,7 @@ class UNet3DConditionModel(nn.Module):
 
     # ----------------------------------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: UNetConfig | Mapping[str, Any], source: str | None = None) -> "UNet3DConditionModel":
+    def from_config(cls, config: UNetConfig | Mapping[str, Any], source: str | None = None) -> UNet3DConditionModel:
         """Build from the `model:` section of an official U-Net config (dict, OmegaConf node or UNetConfig)."""
         return cls(UNetConfig.from_any(config, source))
 
@@ -121,7 +122,7 @@ class UNet3DConditionModel(nn.Module):
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
         strict: bool = True,
-    ) -> "UNet3DConditionModel":
+    ) -> UNet3DConditionModel:
         """Build from `config` and load an official `latentsync_unet.pt` (or a checkpoint of ours).
 
         A stage-1 checkpoint loads into a stage-2 model: its motion modules keep their (zero-output) initial

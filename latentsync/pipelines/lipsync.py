@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -76,7 +77,9 @@ class LipsyncOptions:
         if self.steps < 1 or self.batch_frames < 1:
             raise InvalidArgumentError("steps and batch_frames must be at least 1")
         if self.face_smoothing not in FACE_SMOOTHING:
-            raise InvalidArgumentError(f"face_smoothing must be one of {', '.join(FACE_SMOOTHING)}, not {self.face_smoothing!r}")  # fmt: skip
+            raise InvalidArgumentError(
+                f"face_smoothing must be one of {', '.join(FACE_SMOOTHING)}, not {self.face_smoothing!r}"
+            )
         if self.audio_windows not in ("official", "overlap"):
             raise InvalidArgumentError(f"audio_windows must be 'official' or 'overlap', not {self.audio_windows!r}")
 

@@ -130,8 +130,12 @@ def post_json(url: str, body: bytes, headers: dict[str, str], policy: FetchPolic
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        connection.request("POST", target, body=body, headers={"Content-Type": "application/json",
-                           "User-Agent": "latentsync-server", **headers})  # fmt: skip
+        connection.request(
+            "POST",
+            target,
+            body=body,
+            headers={"Content-Type": "application/json", "User-Agent": "latentsync-server", **headers},
+        )
         response = connection.getresponse()
         response.read(CHUNK)
         return response.status

@@ -196,8 +196,9 @@ def add_routes(app: FastAPI, services: Services) -> None:
         path = services.storage.result(job.id)
         if job.status != "completed" or not path.is_file():
             raise HTTPException(404, f"prediction {job.id} has no result video (status: {job.status})")
-        return FileResponse(path, media_type="video/mp4", filename=f"lipsync-{job.id}.mp4",
-                            content_disposition_type="inline")  # fmt: skip
+        return FileResponse(
+            path, media_type="video/mp4", filename=f"lipsync-{job.id}.mp4", content_disposition_type="inline"
+        )
 
     app.include_router(results)
     _add_pages(app)

@@ -37,13 +37,18 @@ class TinyModels:
     def cli_args(self) -> list[str]:
         """The model options of `latentsync infer`/`serve` that select these models on the CPU, offline."""
         return [
-            "--unet-config", str(self.unet_config),
-            "--unet-checkpoint", str(self.unet_checkpoint),
-            "--whisper-checkpoint", str(self.whisper_checkpoint),
-            "--vae", str(self.vae),
-            "--device", "cpu",
+            "--unet-config",
+            str(self.unet_config),
+            "--unet-checkpoint",
+            str(self.unet_checkpoint),
+            "--whisper-checkpoint",
+            str(self.whisper_checkpoint),
+            "--vae",
+            str(self.vae),
+            "--device",
+            "cpu",
             "--no-download",
-        ]  # fmt: skip
+        ]
 
     def load_pipeline(self) -> LipsyncPipeline:
         from latentsync.pipelines.lipsync import LipsyncPipeline
@@ -93,9 +98,17 @@ def write_tiny_models(folder: str | Path, resolution: int = 64, seed: int = 0) -
     from whisper.model import ModelDimensions, Whisper
 
     dims = ModelDimensions(
-        n_mels=80, n_audio_ctx=1500, n_audio_state=TINY_WIDTH, n_audio_head=2, n_audio_layer=2,
-        n_vocab=64, n_text_ctx=8, n_text_state=TINY_WIDTH, n_text_head=2, n_text_layer=1,
-    )  # fmt: skip
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=TINY_WIDTH,
+        n_audio_head=2,
+        n_audio_layer=2,
+        n_vocab=64,
+        n_text_ctx=8,
+        n_text_state=TINY_WIDTH,
+        n_text_head=2,
+        n_text_layer=1,
+    )
     whisper = Whisper(dims)
     randomize(whisper, gen)
     whisper_checkpoint = write_whisper_checkpoint(folder / "whisper_tiny.pt", dims.__dict__, whisper.state_dict())

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class TrainLogger:
     def __init__(
         self, folder: Path, enabled: bool, total_steps: int, first_step: int, desc: str, progress: bool = True
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.folder, self.enabled = folder, enabled
         self.bar = tqdm(
             total=total_steps, initial=first_step, desc=desc, unit="step", disable=not (enabled and progress)

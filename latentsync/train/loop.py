@@ -179,17 +179,23 @@ class TrainLoop:
         while True:
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(self.epoch)
-            sampler = EpochSampler(len(self.dataset), env.rank, env.world_size, s.seed, self.epoch,
-                                   self.position * s.batch_size)  # fmt: skip
+            sampler = EpochSampler(
+                len(self.dataset), env.rank, env.world_size, s.seed, self.epoch, self.position * s.batch_size
+            )
             if len(sampler) + self.position * s.batch_size < s.batch_size:
                 raise LatentSyncError(
                     f"{len(self.dataset)} clips cannot fill a batch of {s.batch_size} on each of {env.world_size} "
                     "ranks; lower data.batch_size or add clips"
                 )
             loader = DataLoader(
-                self.dataset, batch_size=s.batch_size, sampler=sampler, num_workers=s.num_workers, drop_last=True,
-                pin_memory=env.device.type == "cuda", persistent_workers=False,
-            )  # fmt: skip
+                self.dataset,
+                batch_size=s.batch_size,
+                sampler=sampler,
+                num_workers=s.num_workers,
+                drop_last=True,
+                pin_memory=env.device.type == "cuda",
+                persistent_workers=False,
+            )
             for batch in loader:
                 self.position += 1
                 yield batch

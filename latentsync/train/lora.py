@@ -22,7 +22,7 @@ ADAPTER = "default"
 
 def add_lora(
     unet: torch.nn.Module, rank: int, alpha: float, within: Sequence[str] = ()
-) -> list[tuple[str, torch.nn.Parameter]]:  # fmt: skip
+) -> list[tuple[str, torch.nn.Parameter]]:
     """Inject adapters into the attention projections under `within` (substrings; empty: all); return them."""
     from peft import LoraConfig, inject_adapter_in_model
 

@@ -48,9 +48,13 @@ def adapter_path(weights: Path) -> Path:
 
 
 def save_checkpoint(
-    folder: Path, step: int, weights: dict[str, Any], state: dict[str, Any], keep_last: int = 0,
+    folder: Path,
+    step: int,
+    weights: dict[str, Any],
+    state: dict[str, Any],
+    keep_last: int = 0,
     adapter: dict[str, Any] | None = None,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write the files of `step` (sidecar and LoRA adapter first, weights last) and prune to the newest
     `keep_last` (0: keep all)."""
     path = weights_path(folder, step)

@@ -37,9 +37,12 @@ def accuracy(cosine: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train_syncnet(
-    cfg: DictConfig, output_dir: str | Path | None = None, resume: str | None = None, device: str | None = None,
+    cfg: DictConfig,
+    output_dir: str | Path | None = None,
+    resume: str | None = None,
+    device: str | None = None,
     progress: bool = True,
-) -> LoopResult:  # fmt: skip
+) -> LoopResult:
     from latentsync.train.objectives import syncnet_loss
 
     out = Path(output_dir or cfg.data.train_output_dir)
@@ -90,18 +93,35 @@ def train_syncnet(
             return {"state_dict": ckpt.official_state_dict(model), "global_step": step, **history}
 
         settings = LoopSettings(
-            max_steps=int(cfg.run.max_train_steps), batch_size=int(cfg.data.batch_size),
-            num_workers=int(cfg.data.num_workers), seed=seed, save_every=int(cfg.ckpt.save_ckpt_steps),
-            log_every=int(cfg.train.log_every), keep_last=int(cfg.train.keep_last),
-            accumulation=int(cfg.data.gradient_accumulation_steps), max_grad_norm=float(cfg.optimizer.max_grad_norm),
-            max_bad_steps=int(cfg.train.max_bad_steps), validate_every=int(cfg.run.validation_steps),
-        )  # fmt: skip
+            max_steps=int(cfg.run.max_train_steps),
+            batch_size=int(cfg.data.batch_size),
+            num_workers=int(cfg.data.num_workers),
+            seed=seed,
+            save_every=int(cfg.ckpt.save_ckpt_steps),
+            log_every=int(cfg.train.log_every),
+            keep_last=int(cfg.train.keep_last),
+            accumulation=int(cfg.data.gradient_accumulation_steps),
+            max_grad_norm=float(cfg.optimizer.max_grad_norm),
+            max_bad_steps=int(cfg.train.max_bad_steps),
+            validate_every=int(cfg.run.validation_steps),
+        )
         start = resumed.step if resumed is not None else 0
         logger = TrainLogger(out, env.is_main, settings.max_steps, start, "SyncNet", progress)
         loop = TrainLoop(
-            env, settings, dataset, wrapped, params, optimizer, loss_fn, out, weights, logger,
-            scaler=scaler, validate=validate, on_step=on_step if env.is_main else None,
-        )  # fmt: skip
+            env,
+            settings,
+            dataset,
+            wrapped,
+            params,
+            optimizer,
+            loss_fn,
+            out,
+            weights,
+            logger,
+            scaler=scaler,
+            validate=validate,
+            on_step=on_step if env.is_main else None,
+        )
         if resumed is not None:
             loop.restore(resumed)
         return loop.run()

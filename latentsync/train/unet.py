@@ -57,9 +57,12 @@ def save_run_config(cfg: DictConfig, output_dir: Path, name: str) -> None:
 
 
 def train_unet(
-    cfg: DictConfig, output_dir: str | Path | None = None, resume: str | None = None, device: str | None = None,
+    cfg: DictConfig,
+    output_dir: str | Path | None = None,
+    resume: str | None = None,
+    device: str | None = None,
     progress: bool = True,
-) -> LoopResult:  # fmt: skip
+) -> LoopResult:
     """Train the U-Net of `cfg` (a validated U-Net file config); returns the last step and checkpoint."""
     from diffusers.optimization import get_scheduler
 
@@ -97,9 +100,11 @@ def train_unet(
         lr = float(cfg.optimizer.lr) * (env.world_size if cfg.optimizer.scale_lr else 1)
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
         scheduler = get_scheduler(
-            cfg.optimizer.lr_scheduler, optimizer, num_warmup_steps=int(cfg.optimizer.lr_warmup_steps),
+            cfg.optimizer.lr_scheduler,
+            optimizer,
+            num_warmup_steps=int(cfg.optimizer.lr_warmup_steps),
             num_training_steps=int(cfg.run.max_train_steps),
-        )  # fmt: skip
+        )
         autocast, use_scaler = precision(cfg.train.dtype, cfg.run.mixed_precision_training, env.device)
         scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         wrapped = wrap_ddp(unet, env) if env.distributed else unet
@@ -127,19 +132,37 @@ def train_unet(
                 return render_validation(models, cfg, step, out)
 
         settings = LoopSettings(
-            max_steps=int(cfg.run.max_train_steps), batch_size=int(cfg.data.batch_size),
-            num_workers=int(cfg.data.num_workers), seed=seed, save_every=int(cfg.ckpt.save_ckpt_steps),
-            log_every=int(cfg.train.log_every), keep_last=int(cfg.train.keep_last),
-            accumulation=int(cfg.train.gradient_accumulation_steps), max_grad_norm=float(cfg.optimizer.max_grad_norm),
-            max_bad_steps=int(cfg.train.max_bad_steps), validate_every=int(cfg.train.validation_steps),
-        )  # fmt: skip
+            max_steps=int(cfg.run.max_train_steps),
+            batch_size=int(cfg.data.batch_size),
+            num_workers=int(cfg.data.num_workers),
+            seed=seed,
+            save_every=int(cfg.ckpt.save_ckpt_steps),
+            log_every=int(cfg.train.log_every),
+            keep_last=int(cfg.train.keep_last),
+            accumulation=int(cfg.train.gradient_accumulation_steps),
+            max_grad_norm=float(cfg.optimizer.max_grad_norm),
+            max_bad_steps=int(cfg.train.max_bad_steps),
+            validate_every=int(cfg.train.validation_steps),
+        )
         start = resumed.step if resumed is not None else start
         logger = TrainLogger(out, env.is_main, settings.max_steps, start, "U-Net", progress)
         loop = TrainLoop(
-            env, settings, dataset, wrapped, params, optimizer, loss_fn, out, weights, logger,
-            lr_scheduler=scheduler, scaler=scaler, generator=generator, validate=validate,
+            env,
+            settings,
+            dataset,
+            wrapped,
+            params,
+            optimizer,
+            loss_fn,
+            out,
+            weights,
+            logger,
+            lr_scheduler=scheduler,
+            scaler=scaler,
+            generator=generator,
+            validate=validate,
             adapter_payload=adapter if lora_rank else None,
-        )  # fmt: skip
+        )
         if resumed is not None:
             loop.restore(resumed)
         else:

@@ -42,9 +42,14 @@ def render_validation(models: Any, cfg: DictConfig, step: int, output_dir: Path)
         pipeline = LipsyncPipeline(unet, models.vae, models.whisper, int(cfg.data.resolution))
         with torch.no_grad():
             result = pipeline(
-                cfg.data.val_video_path, cfg.data.val_audio_path, out, steps=int(cfg.run.inference_steps),
-                guidance_scale=float(cfg.run.guidance_scale), seed=int(cfg.run.seed), progress=False,
-            )  # fmt: skip
+                cfg.data.val_video_path,
+                cfg.data.val_audio_path,
+                out,
+                steps=int(cfg.run.inference_steps),
+                guidance_scale=float(cfg.run.guidance_scale),
+                seed=int(cfg.run.seed),
+                progress=False,
+            )
             values = {"render_seconds": float(sum(result.seconds.values()))}
             if getattr(models, "syncnet", None) is not None:
                 values["sync_cosine"] = sync_cosine(

@@ -54,7 +54,13 @@ def build_raw(assets: Path, raw: Path, seconds: float = 2.2) -> dict[str, str]:
     body = [cv2.resize(f[SIZE[1] // 2 :], SIZE, interpolation=cv2.INTER_AREA) for f in demo[2][0]]
     write(raw / "noface.mp4", body, demo[2][1])
     return {
-        "demo1.mp4": "demo", "demo2.mp4": "demo", "demo3.mp4": "demo", "rates/demo1_30fps.mp4": "30 fps",
-        "spliced.mp4": "two shots", "truncated.mp4": "truncated", "notes.mp4": "text", "silent.mp4": "no audio",
+        "demo1.mp4": "demo",
+        "demo2.mp4": "demo",
+        "demo3.mp4": "demo",
+        "rates/demo1_30fps.mp4": "30 fps",
+        "spliced.mp4": "two shots",
+        "truncated.mp4": "truncated",
+        "notes.mp4": "text",
+        "silent.mp4": "no audio",
         "noface.mp4": "no face",
-    }  # fmt: skip
+    }

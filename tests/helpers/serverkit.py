@@ -22,7 +22,9 @@ SPEECH_SECONDS = 0.4  # 10 output frames: the shortest job that still runs every
 
 
 def short_speech(folder: Path) -> Path:
-    return write_wav(folder / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[: int(MODEL_SAMPLE_RATE * SPEECH_SECONDS)])
+    return write_wav(
+        folder / "speech.wav", load_audio(ASSETS / "demo2_audio.wav")[: int(MODEL_SAMPLE_RATE * SPEECH_SECONDS)]
+    )
 
 
 class LiveServer:

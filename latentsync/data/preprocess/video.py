@@ -67,8 +67,16 @@ def process_safely(job: Job) -> Record:
     except Exception as error:  # noqa: BLE001 (a bug or an input no stage foresaw: recorded, the run goes on)
         failure = error
     log.error("%s failed", job.input, exc_info=failure)
-    return {"input": job.input, "prepare": job.settings.fingerprint("prepare"), "size": None, "mtime_ns": None,
-            "state": "failed", "stage": "error", "reason": f"{type(failure).__name__}: {failure}", "segments": []}  # fmt: skip
+    return {
+        "input": job.input,
+        "prepare": job.settings.fingerprint("prepare"),
+        "size": None,
+        "mtime_ns": None,
+        "state": "failed",
+        "stage": "error",
+        "reason": f"{type(failure).__name__}: {failure}",
+        "segments": [],
+    }
 
 
 def process(job: Job) -> Record:
@@ -78,10 +86,16 @@ def process(job: Job) -> Record:
     stat = src.stat()
     fingerprint = job.settings.fingerprint("prepare")
     previous = job.previous
-    if previous and (previous["prepare"], previous["size"], previous["mtime_ns"]) == (
-        fingerprint, stat.st_size, stat.st_mtime_ns
-    ) and all((out / ALIGNED / s["clip"]).is_file() for s in previous["segments"] if s["state"] != "dropped"
-              or s["stage"] not in PREPARE_STAGES):  # fmt: skip
+    if (
+        previous
+        and (previous["prepare"], previous["size"], previous["mtime_ns"])
+        == (fingerprint, stat.st_size, stat.st_mtime_ns)
+        and all(
+            (out / ALIGNED / s["clip"]).is_file()
+            for s in previous["segments"]
+            if s["state"] != "dropped" or s["stage"] not in PREPARE_STAGES
+        )
+    ):
         record = {**previous, "segments": [dict(s) for s in previous["segments"]]}
     else:
         record = {"input": job.input, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "prepare": fingerprint}
@@ -180,9 +194,15 @@ class _Segment:
             self.crops.encode(aligned_dir / self.clip, audio, self.start)
         self.crops.crops.clear()
         return {
-            "clip": self.clip, "shot": self.shot, "index": self.number, "start": self.start, "frames": self.frames,
-            "state": "dropped" if self.reason else "aligned", "stage": self.stage, "reason": self.reason,
-        }  # fmt: skip
+            "clip": self.clip,
+            "shot": self.shot,
+            "index": self.number,
+            "start": self.start,
+            "frames": self.frames,
+            "state": "dropped" if self.reason else "aligned",
+            "stage": self.stage,
+            "reason": self.reason,
+        }
 
 
 def judge(segment: dict[str, Any], out: Path, settings: Settings, sync: SyncFilter, quality: QualityFilter) -> None:
@@ -241,6 +261,10 @@ def filters_fingerprint(settings: Settings, auxiliary: str) -> str:
     """What stages 6-7 depend on: their thresholds and which of their models are there."""
     sync, quality = filters(auxiliary)
     return "-".join(
-        (settings.fingerprint("sync"), settings.fingerprint("quality"), "s" if sync.skipped else "S",
-         "q" if quality.skipped else "Q")
-    )  # fmt: skip
+        (
+            settings.fingerprint("sync"),
+            settings.fingerprint("quality"),
+            "s" if sync.skipped else "S",
+            "q" if quality.skipped else "Q",
+        )
+    )

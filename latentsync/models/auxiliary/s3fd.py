@@ -64,9 +64,13 @@ class S3FDNet(nn.Module):
         self.L2Norm4_3 = L2Norm(512, 8)
         self.L2Norm5_3 = L2Norm(512, 5)
         self.extras = nn.ModuleList(
-            [nn.Conv2d(1024, 256, 1), nn.Conv2d(256, 512, 3, 2, padding=1), nn.Conv2d(512, 128, 1),
-             nn.Conv2d(128, 256, 3, 2, padding=1)]
-        )  # fmt: skip
+            [
+                nn.Conv2d(1024, 256, 1),
+                nn.Conv2d(256, 512, 3, 2, padding=1),
+                nn.Conv2d(512, 128, 1),
+                nn.Conv2d(128, 256, 3, 2, padding=1),
+            ]
+        )
         widths = (256, 512, 512, 1024, 512, 256)
         self.loc = nn.ModuleList([nn.Conv2d(w, 4, 3, padding=1) for w in widths])
         self.conf = nn.ModuleList([nn.Conv2d(w, 4 if i == 0 else 2, 3, padding=1) for i, w in enumerate(widths)])

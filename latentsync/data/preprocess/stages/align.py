@@ -36,8 +36,14 @@ class SegmentCrops:
         samples = audio[start * SAMPLES_PER_FRAME : (start + len(self.crops)) * SAMPLES_PER_FRAME]
         path.parent.mkdir(parents=True, exist_ok=True)
         with VideoWriter(
-            path, size, size, fps=FPS, audio=samples, sample_rate=SAMPLE_RATE, crf=self.settings.crf,
+            path,
+            size,
+            size,
+            fps=FPS,
+            audio=samples,
+            sample_rate=SAMPLE_RATE,
+            crf=self.settings.crf,
             keyint=self.settings.keyint,
-        ) as writer:  # fmt: skip
+        ) as writer:
             for crop in self.crops:
                 writer.write(crop)

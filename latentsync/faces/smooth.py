@@ -13,7 +13,8 @@ so the steadying works offline, looking ahead as well as back:
 3. A One-Euro filter (Casiez et al., CHI 2012): a low-pass whose cutoff rises with the point's speed, so a still
    head is held still and a moving one is followed closely. The speed is measured on the running median, ahead
    and behind, so the detector's noise hardly raises the cutoff and the cutoff rises as motion starts. It runs
-   forward and backward over the run and the two are averaged, which cancels its lag (each pass trails motion in its own direction by the same amount).
+   forward and backward over the run and the two are averaged, which cancels its lag (each pass trails motion in its
+   own direction by the same amount).
 
 Units are face widths (the distance between the two eyebrow anchors), so the settings hold at any resolution.
 Cost: about 0.01 ms a frame on one core (benchmarks/landmarks.py), nothing next to landmark detection.

@@ -1,7 +1,8 @@
 """The analysis pass: find the face in every frame and fix its alignment matrix, before any diffusion runs.
 
 Only the anchors and a (2, 3) matrix per frame are kept, so a long video costs a few bytes per frame here.
-Smoothing runs over the frames in display order, as the official pipeline does, whatever order the frames are later played in.
+Smoothing runs over the frames in display order, as the official pipeline does, whatever order the frames are later
+played in.
 
 Finding the face anew in every frame is the costliest part of the pass (the dlib finder scans the whole frame,
 ~45 ms at 1080p), so `FaceFollower` scans the whole frame only every `redetect_every` frames and whenever the face

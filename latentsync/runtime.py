@@ -54,7 +54,7 @@ def explain_gpu_memory(device: torch.device, low_vram: bool) -> Iterator[None]:
             torch.cuda.empty_cache()  # what the failed run held goes back, for the next job of a server
             size = f" ({torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB card)"
         remedy = (
-            "close other programs that use it, or use --version 1.5 (256 px crops)"
+            "close other programs that use it, or use --model-version 1.5 (256 px crops)"
             if low_vram
             else "run with --low-vram (the VAE and Whisper wait on the CPU, the VAE decodes fewer frames at once)"
         )

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 from latentsync.config.defaults import INFERENCE
 from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
@@ -47,7 +48,13 @@ class DeprecatedAlias(argparse.Action):
         super().__init__(option_strings, dest, **kwargs)  # type: ignore[arg-type]
         self.new = new
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
         print(f"latentsync: {option_string} here is deprecated, use {self.new} {values}", file=sys.stderr)
         setattr(namespace, self.dest, values)
 

@@ -15,10 +15,13 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from latentsync.data.sources import Clip
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,9 @@ class FeatureCache:
         digest = hashlib.sha1(key.encode()).hexdigest()[:20]
         return self.folder / f"{clip.path.stem[:40]}-{digest}.pt"
 
-    def get(self, clip: Clip, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """The cached tensor of `clip`, computing and storing it on a miss (no cache folder: always computed)."""
+    def get(self, clip: Clip, compute: Callable[[], T]) -> T:
+        """The cached value (a tensor or dict of tensors) of `clip`, computing and storing it on a miss (no cache
+        folder: always computed)."""
         path = self.path(clip)
         if path is not None and path.is_file():
             try:

@@ -8,7 +8,7 @@ sample to the same latents as encoding the frames again.
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.utils.torch_utils import randn_tensor
 
 # diffusers' DiagonalGaussianDistribution clamps the log-variance to this range before taking exp.
@@ -34,7 +34,7 @@ def sample_latents(
     """
     std = torch.exp(0.5 * logvar.clamp(*LOGVAR_RANGE))
     eps = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return (mean + std * eps - _shift(vae)) * vae.config.scaling_factor
+    return (mean + std * eps - _shift(vae)) * vae.config["scaling_factor"]
 
 
 def encode_latents(
@@ -50,7 +50,7 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, batch: int = 8) ->
     Gradients flow through when enabled (the training step decodes its clean-latent estimate this way).
     """
     parts = [
-        vae.decode(part.to(vae.device, vae.dtype) / vae.config.scaling_factor + _shift(vae)).sample
+        vae.decode(part.to(vae.device, vae.dtype) / vae.config["scaling_factor"] + _shift(vae)).sample
         for part in latents.split(batch)
     ]
     return torch.cat(parts)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import torch
-from diffusers import DDIMScheduler
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 
 from latentsync.config import bundled_config
 
@@ -32,7 +33,8 @@ def add_noise(
     scheduler: DDIMScheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
 ) -> torch.Tensor:
     """Forward diffusion sqrt(abar_t)·x0 + sqrt(1-abar_t)·eps, one timestep per clip of (b, c, f, h, w) latents."""
-    return scheduler.add_noise(latents, noise, timesteps)
+    # diffusers annotates timesteps as IntTensor; any integer tensor (here int64) is accepted
+    return scheduler.add_noise(latents, noise, cast(torch.IntTensor, timesteps))
 
 
 def one_step_clean_latent(
@@ -43,10 +45,12 @@ def one_step_clean_latent(
     Computed in the prediction's dtype (fp16 under the official AMP) and, as the official trainer, not clamped
     unless the scheduler clips samples. Only epsilon prediction is defined (the official trainer has no other).
     """
-    if scheduler.config.prediction_type != "epsilon":
-        raise NotImplementedError(f"prediction_type {scheduler.config.prediction_type!r}: only 'epsilon' is supported")
+    if scheduler.config["prediction_type"] != "epsilon":
+        raise NotImplementedError(
+            f"prediction_type {scheduler.config['prediction_type']!r}: only 'epsilon' is supported"
+        )
     alpha = scheduler.alphas_cumprod.to(timesteps.device)[timesteps].to(noise_pred.dtype)
     alpha = alpha.reshape(-1, *([1] * (noise_pred.dim() - 1)))
     beta = 1 - alpha
     clean = (noisy - beta**0.5 * noise_pred) / alpha**0.5
-    return clean.clamp(-1, 1) if scheduler.config.clip_sample else clean
+    return clean.clamp(-1, 1) if scheduler.config["clip_sample"] else clean

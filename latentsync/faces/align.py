@@ -195,7 +195,7 @@ def crop_face(frame: np.ndarray, affine_matrix: np.ndarray, resolution: int) -> 
     width, height = box_size = warp_size(resolution)
     rows, cols = frame_region(matrix, box_size, frame.shape)
     if rows.start == rows.stop or cols.start == cols.stop:
-        box = np.full((height, width, 3), float(OUTSIDE_GREY), dtype=np.float32)
+        box: np.ndarray = np.full((height, width, 3), float(OUTSIDE_GREY), dtype=np.float32)
     else:
         box = cv2.warpAffine(
             frame[rows, cols].astype(np.float32),

@@ -106,7 +106,7 @@ def fixed_mask(resolution: int = 256, variant: str = "mask") -> np.ndarray:
     if not isinstance(resolution, (int, np.integer)) or resolution <= 0:
         raise FaceAlignmentError(f"resolution must be a positive integer, got {resolution!r}")
     polygons, rectangles = MASK_SHAPES[variant]
-    mask = np.full((MASK_SIZE, MASK_SIZE), 255, dtype=np.uint8)
+    mask: np.ndarray = np.full((MASK_SIZE, MASK_SIZE), 255, dtype=np.uint8)
     cv2.fillPoly(mask, [np.array(polygon, dtype=np.int32) for polygon in polygons], 0)
     for corner1, corner2 in rectangles:
         cv2.rectangle(mask, corner1, corner2, 0, thickness=-1)

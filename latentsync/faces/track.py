@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sized
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -178,7 +178,8 @@ def track_faces(
                 break
         bar.total = bar.n  # a file may hold fewer frames than its header says: the pass is complete all the same
     points = np.asarray(anchors, dtype=np.float64).reshape(-1, 3, 2)
-    found = np.isfinite(points).all(axis=(1, 2))
+    # numpy's stub types a reduction over axes as scalar-or-array; over two of three axes it is an array
+    found = cast(np.ndarray, np.isfinite(points).all(axis=(1, 2)))
     if steady:
         points = steady_anchors(points)
     aligner = FaceAligner(resolution)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import av
 import numpy as np
@@ -43,7 +43,7 @@ class _Stamp(NamedTuple):
     """A packet's timing without its payload, so the whole stream's can be kept and sorted."""
 
     pts: int | None
-    duration: int
+    duration: int | None
     time_base: Fraction
     keyframe: bool
 
@@ -80,7 +80,7 @@ class Timeline:
             raise MediaError(f"{path}: video stream has no packets")
         if any(stamp.pts is None for stamp in stamps):
             raise MediaError(f"{path}: video packets carry no timestamps, so frames cannot be found by time")
-        stamps.sort(key=lambda stamp: stamp.pts)
+        stamps.sort(key=lambda stamp: cast(int, stamp.pts))  # none is None, checked above
         pts = np.array([stamp.pts for stamp in stamps], np.int64)
         if (repeated := pts[1:][np.diff(pts) == 0]).size:
             raise MediaError(f"{path}: two video frames share the timestamp {repeated[0]}")
@@ -259,6 +259,7 @@ class FrameSource:
             self._seek(keyframe)
         if backward:
             self._rewind.clear()
+        assert self._decoded is not None  # just set by _seek, or still open from the last request
         for decoded in self._decoded:
             self.stats.decoded += 1
             position = self.timeline.frame_with(decoded.pts)
@@ -288,6 +289,7 @@ class FrameSource:
             self._stream.thread_type = "AUTO"
             self._stream.thread_count = self.threads
         self._container.seek(int(self.timeline.pts[keyframe]), backward=True, stream=self._stream)
+        assert self._stream is not None  # opened together with the container
         self._decoded = self._container.decode(self._stream)
         self._last = keyframe - 1
         self.stats.seeks += 1

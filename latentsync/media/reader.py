@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
@@ -53,16 +53,18 @@ class VideoReader:
     def __iter__(self) -> Iterator[np.ndarray]:
         return in_background(self._decode, self.read_ahead) if self.read_ahead else self._decode()
 
-    def _decode(self) -> Iterator[np.ndarray]:
+    def _decode(self) -> Generator[np.ndarray, None, None]:
         with open_video(self.path) as (container, stream):
             stream.thread_type = "AUTO"
             stream.thread_count = self.threads
             frames = container.decode(stream)
             if self.fps is not None:
                 frames = retime(timed(frames, nominal_frame_duration(stream, self.fps)), self.fps)
-            last_frame = last_pixels = None
+            last_frame: av.VideoFrame | None = None
+            last_pixels: np.ndarray | None = None
             for frame in frames:
                 if frame is last_frame:
+                    assert last_pixels is not None  # set together with last_frame
                     yield last_pixels.copy()
                     continue
                 pixels = frame.to_ndarray(format="rgb24")
@@ -89,7 +91,7 @@ def nominal_frame_duration(stream: av.VideoStream, fallback_fps: Fraction) -> Fr
     return 1 / Fraction(stream.average_rate or stream.guessed_rate or fallback_fps)
 
 
-def in_background(produce: Callable[[], Iterator[T]], depth: int) -> Iterator[T]:
+def in_background(produce: Callable[[], Generator[T, None, None]], depth: int) -> Iterator[T]:
     """The items of `produce()`, which runs in a background thread up to `depth` items ahead.
 
     An exception in the producer is raised here, after the items before it. Closing this generator

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -23,9 +23,12 @@ T = TypeVar("T")
 class Stamped(Protocol):
     """What `timed` reads: a decoded frame or a demuxed packet both have these."""
 
-    pts: int | None
-    duration: int
-    time_base: Fraction
+    @property
+    def pts(self) -> int | None: ...
+    @property
+    def duration(self) -> int | None: ...
+    @property
+    def time_base(self) -> Fraction | None: ...
 
 
 S = TypeVar("S", bound=Stamped)
@@ -41,8 +44,10 @@ def timed(items: Iterable[S], frame_duration: Fraction) -> Iterator[tuple[S, Fra
     a missing duration is `frame_duration` (one frame at the stream's nominal rate)."""
     end = Fraction(0)
     for item in items:
-        start = end if item.pts is None else item.pts * item.time_base
-        end = start + (item.duration * item.time_base if item.duration else frame_duration)
+        # Set on every demuxed packet and decoded frame; PyAV's Frame stub allows None for frames built by hand.
+        time_base = cast(Fraction, item.time_base)
+        start = end if item.pts is None else item.pts * time_base
+        end = start + (item.duration * time_base if item.duration else frame_duration)
         yield item, start, end
 
 
@@ -52,7 +57,9 @@ def spans(items: Iterable[tuple[T, Fraction, Fraction]], fps: Fraction) -> Itera
     Consecutive spans tile `0 .. n` in order, so this is the whole retiming decision; `retime` merely
     repeats items, and random access (`frames.Timeline`) looks slots up in the stops.
     """
-    origin = held = held_end = None
+    origin: Fraction | None = None
+    held: T | None = None
+    held_end = Fraction(0)  # the end of `held`, read only while there is one
     next_slot = 0
     for item, start, end in items:
         if origin is None:
@@ -64,6 +71,7 @@ def spans(items: Iterable[tuple[T, Fraction, Fraction]], fps: Fraction) -> Itera
             next_slot = stop
         held, held_end = item, end
     if held is not None:
+        assert origin is not None  # set by the first item, as held
         yield held, next_slot, max(next_slot, slot(held_end - origin, fps))
 
 

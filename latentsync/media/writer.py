@@ -129,20 +129,26 @@ class VideoWriter:
                 self._abandoned = True
                 self._stop_worker()
                 with contextlib.suppress(av.error.FFmpegError):
-                    self._container.close()
+                    self._output.close()
                 self._discard()
             self._container = None
 
+    @property
+    def _output(self) -> av.container.OutputContainer:
+        """The container, open from `__enter__` until `__exit__` (only used in between)."""
+        assert self._container is not None
+        return self._container
+
     def _open(self) -> None:
-        options = {"movflags": "+faststart"} if self.path.suffix.lower() in _FASTSTART_SUFFIXES else {}
+        options: dict[str, str] = {"movflags": "+faststart"} if self.path.suffix.lower() in _FASTSTART_SUFFIXES else {}
         self._container = av.open(str(self._temp), "w", format=None if self.path.suffix else "mp4", options=options)
         video = self._container.add_stream("libx264", rate=self.fps)
         video.width, video.height = self.encoded_size
         video.pix_fmt = "yuv420p"
-        options = {"crf": str(self.crf), "preset": self.preset}
+        codec_options: dict[str, object] = {"crf": str(self.crf), "preset": self.preset}
         if self.keyint is not None:
-            options["x264-params"] = f"keyint={self.keyint}:min-keyint={self.keyint}:scenecut=0"
-        video.options = options
+            codec_options["x264-params"] = f"keyint={self.keyint}:min-keyint={self.keyint}:scenecut=0"
+        video.options = codec_options
         context = video.codec_context
         context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
         context.color_range = 1  # limited ("tv") range
@@ -173,7 +179,7 @@ class VideoWriter:
             format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG"
         )
         yuv.pts = self._encoded
-        self._container.mux(self._video.encode(yuv))
+        self._output.mux(self._video.encode(yuv))
         self._encoded += 1
         if self.audio is not None:
             self._write_audio(self._encoded * self.sample_rate // self.fps)
@@ -196,14 +202,15 @@ class VideoWriter:
         self._raise_encoder_error()
         if self.frames_written == 0:
             raise MediaError(f"{self.path}: no frames were written")
-        self._container.mux(self._video.encode(None))
+        self._output.mux(self._video.encode(None))
         if self.audio is not None:
             self._write_audio(self.audio.shape[1])
-            self._container.mux(self._audio.encode(None))
-        self._container.close()
+            self._output.mux(self._audio.encode(None))
+        self._output.close()
 
     def _write_audio(self, until: int) -> None:
         """Encode the audio samples from the last position up to sample `until`."""
+        assert self.audio is not None  # only called when there is audio
         samples = self.audio[:, self._audio_written : until]
         if samples.shape[1] == 0:
             return
@@ -213,7 +220,7 @@ class VideoWriter:
         chunk.sample_rate = self.sample_rate
         chunk.pts = self._audio_written
         chunk.time_base = Fraction(1, self.sample_rate)
-        self._container.mux(self._audio.encode(chunk))
+        self._output.mux(self._audio.encode(chunk))
         self._audio_written += samples.shape[1]
 
     def _discard(self) -> None:

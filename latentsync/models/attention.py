@@ -23,7 +23,9 @@ class BasicTransformerBlock(nn.Module):
         self.attn1 = Attention(dim, heads=heads, dim_head=head_dim)
         if cross_attention_dim is not None:
             self.norm2 = nn.LayerNorm(dim)
-            self.attn2 = Attention(dim, cross_attention_dim=cross_attention_dim, heads=heads, dim_head=head_dim)
+            self.attn2: Attention | None = Attention(
+                dim, cross_attention_dim=cross_attention_dim, heads=heads, dim_head=head_dim
+            )
         else:
             self.attn2 = None
         self.ff = FeedForward(dim, activation_fn="geglu")

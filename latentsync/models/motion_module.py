@@ -15,6 +15,7 @@ from torch import nn
 
 
 class SinusoidalPositions(nn.Module):
+    pe: torch.Tensor  # buffer
     """Fixed sin/cos frame positions (sin on even channels, cos on odd), kept as a checkpoint buffer."""
 
     def __init__(self, dim: int, max_len: int) -> None:

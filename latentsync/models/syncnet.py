@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from latentsync.errors import LatentSyncError
 
-from .loading import load_into, read_checkpoint
+from .loading import LoadReport, load_into, read_checkpoint
 from .syncnet_config import SyncNetConfigError, SyncNetEncoderConfig, SyncNetModelConfig
 
 NORM_GROUPS = 32
@@ -137,6 +137,9 @@ class StableSyncNet(nn.Module):
     validated into one. Inputs are images (b, frames*3 or frames*4, H, W) and mels (b, 1, 80, T) sized so both
     encoders end at 1x1.
     """
+
+    load_report: LoadReport  # both set by `from_pretrained`
+    global_step: int | None
 
     def __init__(self, config: SyncNetModelConfig | Mapping[str, Any], gradient_checkpointing: bool = False) -> None:
         super().__init__()

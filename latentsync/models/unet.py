@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from diffusers.models.attention_processor import Attention, AttentionProcessor
@@ -106,6 +106,7 @@ class UNet3DConditionModel(nn.Module):
         # A fresh model predicts exactly zero, so that training starts from a neutral point.
         for conv in (self.conv_in, self.conv_out):
             nn.init.zeros_(conv.weight)
+            assert conv.bias is not None  # both are built with a bias
             nn.init.zeros_(conv.bias)
 
     # ----------------------------------------------------------------------------------------------------------
@@ -161,7 +162,8 @@ class UNet3DConditionModel(nn.Module):
         """Use one diffusers attention processor (e.g. AttnProcessor2_0, XFormersAttnProcessor) everywhere."""
         for module in self.modules():
             if isinstance(module, Attention):
-                module.set_processor(processor)
+                # diffusers annotates set_processor's argument as AttnProcessor, yet it takes any AttentionProcessor
+                module.set_processor(processor)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------------------------------------------------
     def forward(
@@ -188,7 +190,7 @@ class UNet3DConditionModel(nn.Module):
 
         x = self.conv_in(sample)
         if deep_cache is not None and not deep_cache.refresh:
-            last = self.up_blocks[-1]
+            last = cast(UpBlock3D, self.up_blocks[-1])
             x = last(deep_cache.features, [x], temb, audio, layers=range(len(last.resnets) - 1, len(last.resnets)))
         else:
             x = self._full_pass(x, temb, audio, sample.shape[-2:], deep_cache)
@@ -212,7 +214,7 @@ class UNet3DConditionModel(nn.Module):
 
         # Sizes that are not a multiple of the total down factor need explicit upsampling targets.
         odd = any(s % 2 ** (len(self.up_blocks) - 1) for s in size)
-        for block in self.up_blocks:
+        for block in cast("list[UpBlock3D]", self.up_blocks):  # a ModuleList of UpBlock3D
             block_skips = [skips.pop() for _ in block.resnets][::-1]
             upsample_to = tuple(skips[-1].shape[-2:]) if odd and skips else None
             if deep_cache is not None and block is self.up_blocks[-1]:

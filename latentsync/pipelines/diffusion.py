@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler, DDIMSchedulerOutput
 
 from latentsync.diffusion import (
     DeepCache,
@@ -56,7 +58,7 @@ class ChunkDenoiser:
 
     @property
     def latent_scale(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return 2 ** (len(self.vae.config["block_out_channels"]) - 1)
 
     def initial_noise(self, resolution: int, generator: torch.Generator) -> torch.Tensor:
         """One latent noise image (1, 4, 1, h, w) that every frame of the video starts from.
@@ -64,7 +66,7 @@ class ChunkDenoiser:
         Drawn in the U-Net's dtype, as the official pipeline draws it, so that fp16 runs start from its noise.
         """
         size = resolution // self.latent_scale
-        return initial_noise(self.vae.config.latent_channels, size, generator, self.unet.device, self.unet.dtype)
+        return initial_noise(self.vae.config["latent_channels"], size, generator, self.unet.device, self.unet.dtype)
 
     @torch.no_grad()
     def __call__(
@@ -114,7 +116,8 @@ class ChunkDenoiser:
             if guided:
                 unconditional, conditional = noise_pred.chunk(2)
                 noise_pred = unconditional + s.guidance_scale * (conditional - unconditional)
-            latents = self.scheduler.step(noise_pred, t, latents).prev_sample
+            # return_dict defaults to True, so step returns a DDIMSchedulerOutput, never the tuple
+            latents = cast(DDIMSchedulerOutput, self.scheduler.step(noise_pred, t, latents)).prev_sample
 
         decoded = self._decode(from_video(latents))
         return decoded * (1 - mask) + pixel_values * mask
@@ -122,12 +125,13 @@ class ChunkDenoiser:
     @contextmanager
     def _vae_ready(self) -> Iterator[AutoencoderKL]:
         if self.offload_vae:
-            self.vae.to(self.unet.device)
+            # diffusers types ModelMixin.to as @wraps(nn.Module.to), i.e. unbound; the call is a plain method call
+            self.vae.to(self.unet.device)  # type: ignore[arg-type]
         try:
             yield self.vae
         finally:
             if self.offload_vae:
-                self.vae.to("cpu")
+                self.vae.to("cpu")  # type: ignore[arg-type]  # ModelMixin.to stub, as above
 
     def _encode(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Sampled, scaled VAE latents in the U-Net's dtype (call inside `_vae_ready`)."""

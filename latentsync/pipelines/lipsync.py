@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from tqdm.auto import tqdm
 
-from latentsync.audio import AudioEncoder, AudioFeatureStream, load_audio
+from latentsync.audio import AudioEncoder, AudioFeatureStream, WindowMode, load_audio
 from latentsync.config import ConfigError, bundled_config, load_config, mask_variant, to_dict
 from latentsync.config.defaults import INFERENCE
 from latentsync.constants import MODEL_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
@@ -37,6 +38,7 @@ from latentsync.faces.paste import paste_back
 from latentsync.faces.track import REDETECT_EVERY, FaceTrack, track_faces
 from latentsync.hub import DEFAULT_VERSION, checkpoint_paths, get_version
 from latentsync.media import SYNC_MODES, FrameSource, MediaError, SyncPlan, VideoReader, VideoWriter, plan_sync, probe
+from latentsync.media.sync import SyncMode
 from latentsync.models import UNet3DConditionModel, load_vae
 from latentsync.runtime import StageTimer, explain_gpu_memory, pick_device, pick_dtype
 
@@ -131,7 +133,7 @@ class ArrayFrames:
     def close(self) -> None:
         """Nothing to release (FrameSource closes its file here)."""
 
-    def get(self, indices: Sequence[int]) -> list[np.ndarray]:
+    def get(self, indices: Iterable[int]) -> list[np.ndarray]:
         return [self.frames[i] for i in indices]
 
 
@@ -141,7 +143,7 @@ class LipsyncPipeline:
     def __init__(
         self,
         unet: UNet3DConditionModel,
-        vae: torch.nn.Module,
+        vae: AutoencoderKL,
         audio_encoder: AudioEncoder,
         resolution: int,
         face_detector: str = "dlib",
@@ -290,7 +292,10 @@ class LipsyncPipeline:
                 redetect_every=REDETECT_EVERY if opts.face_tracking else None,
                 steady=opts.face_smoothing == "steady",
             )
-        plan = plan_sync(opts.sync_mode, len(track), n_audio, sample_rate=OUTPUT_SAMPLE_RATE, fps=VIDEO_FPS)
+        # both modes were checked against their Literal's values in LipsyncOptions.__post_init__
+        plan = plan_sync(
+            cast(SyncMode, opts.sync_mode), len(track), n_audio, sample_rate=OUTPUT_SAMPLE_RATE, fps=VIDEO_FPS
+        )
 
         with timer("audio"):
             # Extra frames of a longer video are lip-synced to real silence, not to the last spoken sound.
@@ -299,7 +304,7 @@ class LipsyncPipeline:
                 speech = np.pad(speech, (0, padded))
             # Windows are encoded as the synthesis reaches them (so the encoder stays on its device); only the
             # log-mel is kept, not the waveform.
-            features = self.audio_encoder.stream(speech, windows=opts.audio_windows)
+            features = self.audio_encoder.stream(speech, windows=cast(WindowMode, opts.audio_windows))
             del speech
 
         out_audio = plan.fit_audio(out_audio)  # rebinding frees the untrimmed copy
@@ -402,8 +407,8 @@ class LipsyncPipeline:
                             chunk.picked
                         ]
                     synced = denoiser(chunk.pixel_values, torch.from_numpy(mask)[None, None], embeds, noise, generator)
-                    synced = ((synced.float().cpu() + 1) * 127.5).permute(0, 2, 3, 1).numpy()
-                    for face, j in zip(synced, chunk.picked):
+                    synced_rgb = ((synced.float().cpu() + 1) * 127.5).permute(0, 2, 3, 1).numpy()
+                    for face, j in zip(synced_rgb, chunk.picked):
                         chunk.frames[j] = paste_back(chunk.frames[j], face, track.matrices[chunk.indices[j]])
                     with_face += len(chunk.picked)
                 if writer is None:

@@ -33,7 +33,9 @@ def add_lora(
     ]
     if not targets:
         raise CheckpointError(f"no attention projection matches {list(within)} for LoRA")
-    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets), unet)
+    # peft annotates lora_alpha as int, but it is only used in the float scale alpha / r
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets)  # type: ignore[arg-type]
+    inject_adapter_in_model(config, unet)
     unet.requires_grad_(False)
     trained = [(n, p) for n, p in unet.named_parameters() if ".lora_" in n]
     for _, p in trained:
@@ -46,7 +48,8 @@ def merged_state_dict(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
     from peft.tuners.lora import LoraLayer
 
     deltas = {
-        f"{name}.weight": module.get_delta_weight(ADAPTER)
+        # every concrete LoraLayer (Linear, Conv, Embedding) defines get_delta_weight; the base class doesn't declare it
+        f"{name}.weight": module.get_delta_weight(ADAPTER)  # type: ignore[attr-defined]
         for name, module in unet.named_modules()
         if isinstance(module, LoraLayer)
     }
@@ -72,7 +75,7 @@ def merge_adapter_file(unet: torch.nn.Module, path: str | Path) -> int:
         adapters = payload["state_dict"]
     except Exception as exc:  # noqa: BLE001 - unreadable or foreign file alike
         raise CheckpointError(f"--lora {path}: not a LoRA adapter file written by `latentsync train` ({exc})") from None
-    params = dict(unet.named_parameters())
+    params: dict[str, torch.Tensor] = dict(unet.named_parameters())
     suffix = f".lora_A.{ADAPTER}.weight"
     merged = 0
     with torch.no_grad():

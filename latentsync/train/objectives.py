@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from omegaconf import DictConfig
 from torch import nn
 
@@ -191,7 +192,7 @@ def unet_step_input(
         noise = mixed_noise(shape, float(cfg.run.mixed_noise_alpha), generator, dtype, device)
     else:
         noise = repeated_noise(shape, generator, dtype, device)
-    steps = models.scheduler.config.num_train_timesteps
+    steps = models.scheduler.config["num_train_timesteps"]
     timesteps = torch.randint(0, steps, (shape[0],), generator=generator, device=device)
     noisy = add_noise(models.scheduler, gt_latents, noise, timesteps)
     condition = unet_condition(mask_latents, masked_latents, ref_latents)

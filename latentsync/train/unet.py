@@ -10,7 +10,7 @@ import logging
 import random
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from latentsync.train import state as ckpt
 from latentsync.train.distributed import DistEnv, init_distributed, shutdown
 from latentsync.train.logging import TrainLogger
 from latentsync.train.loop import LoopResult, LoopSettings, TrainLoop, precision
+
+if TYPE_CHECKING:
+    from latentsync.models.unet import UNet3DConditionModel
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ def train_unet(
         dataset.check_usable()
         resume_from = ckpt.resolve_resume(resume, out / "checkpoints")
         models = load_unet_training_models(cfg, env.device)
-        unet = models.unet
+        unet = cast("UNet3DConditionModel", models.unet)  # as loaded: not wrapped in DDP yet (that is `wrapped`)
         start = int(getattr(getattr(unet, "load_report", None), "global_step", 0) or 0)  # official: continue it
         resumed = None
         lora_rank, lora_alpha = int(cfg.train.lora_rank), float(cfg.train.lora_alpha)

@@ -138,6 +138,8 @@ class Block(nn.Module):
 class VideoMAEv2(nn.Module):
     """VideoMAE-v2 encoder with mean pooling: (b, 3, 16, 224, 224) clips in [0, 1] -> (b, embed_dim) features."""
 
+    pos_embed: torch.Tensor  # buffer
+
     def __init__(self, cfg: VideoMAEConfig = VideoMAEConfig(), gradient_checkpointing: bool = False) -> None:
         super().__init__()
         self.cfg = cfg

@@ -130,10 +130,9 @@ def _worker(
 ) -> None:
     """A worker process: load the models on `device`, say so, then run each job it is sent until it gets None."""
     logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s [{name}] %(message)s")
-    import torch
+    from latentsync.runtime import configure_threads
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    configure_threads(threads)
     try:
         pipeline = spec.load(device)
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which decides whether the batch can go on

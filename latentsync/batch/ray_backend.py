@@ -30,10 +30,10 @@ class PipelineActor:
     """Holds one loaded pipeline on the device Ray gave this actor."""
 
     def __init__(self, spec: ModelSpec, device: str, name: str) -> None:
-        import torch
+        from latentsync.runtime import configure_threads
 
         if device == "cpu":
-            torch.set_num_threads(1)  # Ray gave this actor one CPU
+            configure_threads(1)  # Ray gave this actor one CPU
         self.pipeline = spec.load(device)
         self.name = name
 

@@ -7,6 +7,7 @@ Subcommand modules import their heavy dependencies (torch, the pipeline, the ser
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -38,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         with command_logging(args.verbose, getattr(args, "quiet", False)), stop_signals_interrupt():
+            if os.environ.get("LATENTSYNC_THREADS"):  # torch is imported only when the count is set
+                from latentsync.runtime import configure_threads
+
+                configure_threads()
             return run(args)
     except LatentSyncError as exc:
         print(f"latentsync: error: {exc}", file=sys.stderr)

@@ -153,7 +153,10 @@ def _worker_init() -> None:
     """One thread per library in a worker: the processes already use the cores."""
     import cv2
 
+    from latentsync.runtime import configure_threads
+
     cv2.setNumThreads(1)
+    configure_threads(1)
 
 
 def _run_ray(jobs: list[Job], address: str | None) -> Iterable[Record]:

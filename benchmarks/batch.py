@@ -3,9 +3,11 @@
 Each demo clip (demo1..3) is lip-synced to the first seconds of its own audio, once with a single worker
 (`--device cpu`) and once with `--devices cpu,cpu` (two worker processes sharing one queue of jobs), into fresh
 output folders. Printed per run: wall time (model loading included), jobs done, and work seconds per second of
-output video. With --quick the clips are cut to 8 frames at a third of their size.
+output video. With --quick the clips are cut to 8 frames at a third of their size. Then the server's side of
+production use: submit and result latency (p50/p95) with 100 queued jobs and 8 polling clients
+(`benchmarks/batch_server.py`, which also runs alone).
 
-Run: python benchmarks/batch.py [--quick] [--seconds S] [--devices cpu,cpu]
+Run: python benchmarks/batch.py [--quick] [--seconds S] [--devices cpu,cpu] [--no-server]
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8-frame clips at a third of their size")
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds of each clip (default 2)")
     parser.add_argument("--devices", default="cpu,cpu", help="the multi-worker run's --devices (default cpu,cpu)")
+    parser.add_argument("--no-server", dest="server", action="store_false", help="skip the server latency part")
     args = parser.parse_args()
     seconds, scale = (0.32, 1 / 3) if args.quick else (args.seconds, 1.0)
 
@@ -104,6 +107,16 @@ def main() -> None:
             for failure in summary["failures"]:
                 print(f"  failed: {failure['output']}: {failure['reason']}")
             sys.stdout.flush()
+
+    if args.server:
+        from batch_server import server_latency  # beside this script
+
+        stats = server_latency(poll_seconds=3.0 if args.quick else 10.0)
+        print(
+            f"server, {stats['jobs']} queued jobs and {stats['clients']} polling clients: "
+            f"submit p50 {stats['submit']['p50_ms']} ms / p95 {stats['submit']['p95_ms']} ms, "
+            f"result p50 {stats['result']['p50_ms']} ms / p95 {stats['result']['p95_ms']} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from latentsync.data.preprocess import manifest as manifest_module
 from latentsync.data.preprocess.lock import OutputLock, OutputLockedError
 from latentsync.data.preprocess.report import build_report, contact_sheet
 from latentsync.data.preprocess.runner import in_shard, list_inputs, parse_shard
+from latentsync.data.preprocess.stages import quality as quality_stage
 from latentsync.data.preprocess.stages import sync as sync_stage
 from latentsync.errors import InvalidArgumentError
 from latentsync.faces import create_detector, crop_face
@@ -190,6 +191,43 @@ def test_sync_filter_keeps_shifts_and_drops_by_the_official_rule(
     lags = list(range(0, 3 * 640, 16))
     best = lags[int(np.argmax([np.dot(after[lag : lag + 16000], before[:16000]) for lag in lags]))]
     assert abs(best - 2 * 640) <= 16  # the audio now starts two frames later
+
+
+@pytest.mark.slow
+def test_quality_filter_keeps_by_the_threshold_and_a_new_threshold_needs_no_rescoring(
+    prepared: Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def stand_in(frames: np.ndarray) -> float:  # a score that differs from clip to clip: the mean brightness
+        assert frames.shape == (3, 256, 256, 3) and frames.dtype == np.uint8  # first, middle and last frames
+        calls.append(frames)
+        return float(frames.mean()) * 100 / 255
+
+    monkeypatch.setattr(quality_stage, "load_scorer", lambda path, device=None: stand_in)
+    out, aux = tmp_path / "out", tmp_path / "aux"
+    shutil.copytree(prepared.out, out)
+    aux.mkdir()
+    (aux / "koniq_pretrained.pkl").write_bytes(b"stand-in")
+
+    def judged(settings: Settings) -> dict[str, dict]:
+        run_preprocess(prepared.raw, out, settings, aux, progress=False)
+        segments = {s["clip"]: s for r in manifest_lines(out) for s in r["segments"] if "quality" in s}
+        for clip, segment in segments.items():
+            kept = segment["quality"]["score"] >= settings.quality_min
+            assert segment["state"] == ("kept" if kept else "dropped"), segment
+            assert (out / "clips" / clip).is_file() == kept
+            if not kept:
+                assert segment["reason"] == f"quality {segment['quality']['score']:.1f} under {settings.quality_min}"
+        return segments
+
+    first = judged(Settings())
+    assert len(first) == len(calls) == 6
+    scores = sorted(s["quality"]["score"] for s in first.values())
+    threshold = (scores[2] + scores[3]) / 2  # half the clips on either side
+    again = judged(Settings(quality_min=threshold))
+    assert len(calls) == 6  # decided again from the stored scores
+    assert sum(s["state"] == "kept" for s in again.values()) == 3
 
 
 @pytest.mark.slow

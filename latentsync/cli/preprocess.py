@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
         crf=args.crf,
         sync_min_conf=args.sync_conf,
         sync_max_offset=args.sync_offset,
+        quality_min=args.quality_min,
     )
     summary = run_preprocess(
         args.paths[0],
@@ -82,7 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ADDRESS",
         help="run each video as a Ray task, on the cluster at ADDRESS or a local instance",
     )
-    pre.add_argument("--checkpoints", default=None, help="checkpoints folder holding v1.6/auxiliary (sync filter)")
+    pre.add_argument(
+        "--checkpoints", default=None, help="checkpoints folder holding v1.6/auxiliary (sync and quality filters)"
+    )
     pre.add_argument("--landmarks", default="dlib", help="face landmark backend (default dlib)")
     pre.add_argument(
         "--second-face",
@@ -94,6 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--crf", type=int, default=18, help="H.264 quality of the clips (default 18)")
     pre.add_argument("--sync-conf", type=float, default=3.0, help="minimum SyncNet confidence (default 3)")
     pre.add_argument("--sync-offset", type=int, default=6, help="largest |audio offset| kept, frames (default 6)")
+    pre.add_argument("--quality-min", type=float, default=40.0, help="lowest HyperIQA score kept, 0-100 (default 40)")
     pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     pre.set_defaults(run=run)
     files = sub.add_parser("fileslist", help="print the training file list of a preprocessed folder")

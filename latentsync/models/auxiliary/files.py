@@ -35,10 +35,17 @@ def read_state_dict(path: str | Path, prefixes: tuple[str, ...] = ("module.",)) 
     return stripped
 
 
-def load_strict(model: M, path: str | Path, what: str, prefixes: tuple[str, ...] = ("module.",)) -> M:
-    """Load `path` into `model` with every key accounted for; the error names the file and what it should be."""
+def load_strict(
+    model: M,
+    path: str | Path,
+    what: str,
+    prefixes: tuple[str, ...] = ("module.",),
+    allowed_missing: tuple[str, ...] = (),
+) -> M:
+    """Load `path` into `model` with every key accounted for (bar those containing one of `allowed_missing`); the
+    error names the file and what it should be."""
     try:
-        load_into(model, read_state_dict(path, prefixes), str(path), strict=True)
+        load_into(model, read_state_dict(path, prefixes), str(path), strict=True, allowed_missing=allowed_missing)
     except CheckpointError as exc:
         raise CheckpointError(f"{exc} (expected {what})") from None
     return model.eval().requires_grad_(False)

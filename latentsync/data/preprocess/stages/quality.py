@@ -1,9 +1,8 @@
-"""Stage 7: the visual quality filter. The official rule scores the first, middle and last frames (centre 224
-crop) with HyperIQA (`koniq_pretrained.pkl`) and keeps the clip at a mean of 40 or more.
+"""Stage 7: the visual quality filter. The official rule scores the first, middle and last frames of the aligned
+clip with HyperIQA (`koniq_pretrained.pkl`, centre 224 crop) and keeps the clip when their mean is 40 or more.
 
-The HyperIQA network is not part of latentsync yet, so this stage is always skipped with a warning that says why
-(the weight file's absence first, as that is what a user can act on); the manifest records the skip, and the day
-the scorer exists, clips are scored on the next run without being prepared again.
+The score is stored in the manifest, so a changed threshold is decided again without scoring again. Without the
+weight file the stage is skipped with a warning, and the manifest says so.
 """
 
 from __future__ import annotations
@@ -11,25 +10,59 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from latentsync.media import VideoReader
+
+from ..settings import FPS
+
 WEIGHTS = "koniq_pretrained.pkl"
 FETCH = "latentsync download --with-training"
 
 
+def load_scorer(path: Path, device: str | None = None) -> Any:
+    """A callable (N, H, W, 3) uint8 RGB frames -> the official clip score, with HyperIQA's weights at `path`."""
+    from functools import partial
+
+    from latentsync.models.auxiliary.hyperiqa import HyperIQA, score_frames
+    from latentsync.runtime import pick_device
+
+    return partial(score_frames, HyperIQA.from_file(path, pick_device(device)))
+
+
+def sampled_frames(clip: Path) -> np.ndarray:
+    """The clip's first, middle and last frames (3, H, W, 3), as the official filter picks them."""
+    frames = list(VideoReader(clip, fps=FPS, read_ahead=0))
+    if not frames:
+        raise ValueError(f"{clip}: no frames to score")
+    return np.stack([frames[0], frames[len(frames) // 2], frames[-1]])
+
+
 class QualityFilter:
-    def __init__(self, auxiliary: Path) -> None:
+    """Scores clips with HyperIQA, loading it once per process on first use."""
+
+    def __init__(self, auxiliary: Path, device: str | None = None) -> None:
         self.weights = auxiliary / WEIGHTS
+        self.device = device
+        self._scorer: Any = None
 
     @property
-    def skipped(self) -> str:
+    def skipped(self) -> str | None:
+        """Why the stage cannot run here, or None."""
         if not self.weights.is_file():
             return f"{WEIGHTS} not found in {self.weights.parent}"
-        return "the HyperIQA scorer is not implemented in this version of latentsync"
+        return None
 
     @property
     def warning(self) -> str | None:
         """The skip reason as a user reads it: with the command that fetches a missing file."""
         why = self.skipped
-        return f"{why}; fetch it with `{FETCH}`" if why and not self.weights.is_file() else why
+        return f"{why}; fetch it with `{FETCH}`" if why else None
 
     def score(self, clip: Path) -> dict[str, Any]:
-        return {"skipped": self.skipped}
+        """{"score"} of the clip (0-100, higher is better), or {"skipped": why}."""
+        if (why := self.skipped) is not None:
+            return {"skipped": why}
+        if self._scorer is None:
+            self._scorer = load_scorer(self.weights, self.device)
+        return {"score": float(self._scorer(sampled_frames(clip)))}

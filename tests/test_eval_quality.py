@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers.evaluation import write_face_clips, write_i3d, write_vgg16
+from helpers.evaluation import write_face_clips, write_i3d, write_inception, write_vgg16
 
 from latentsync.cli import main
 from latentsync.eval.fvd import frechet_distance
@@ -61,3 +61,26 @@ def test_image_metrics_are_perfect_against_itself_and_worse_when_degraded(clips,
         assert same[region]["lpips"] == pytest.approx(0, abs=1e-5)
         assert worse[region]["psnr"] < 35 and worse[region]["ssim"] < 0.95 and worse[region]["lpips"] > 1e-4
     assert same["frames"] == 2
+
+
+@pytest.mark.slow
+def test_fid_with_a_local_inception_file_is_zero_against_itself_and_larger_when_degraded(
+    clips, weights, tmp_path, capsys
+):
+    real, degraded = clips
+    inception = write_inception(tmp_path / "weights-inception-2015-12-05-6726825d.pth")
+    args = ["--weights", str(weights), "--device", "cpu", "--json", "--max-frames", "2", "--inception", str(inception)]
+    assert main(["eval", "image", str(real[0]), str(real[0]), *args]) == 0
+    same = json.loads(capsys.readouterr().out)["mean"]
+    assert main(["eval", "image", str(real[0]), str(degraded[0]), *args]) == 0
+    worse = json.loads(capsys.readouterr().out)["mean"]
+    for region in ("face", "mouth"):  # from 2-3 frames the covariances are near singular: ~0 within rounding
+        assert abs(same[region]["fid"]) < 0.05 and worse[region]["fid"] > 20 * max(abs(same[region]["fid"]), 0.01)
+
+
+def test_a_missing_inception_file_is_named_with_where_to_get_it(clips, weights, tmp_path, capsys):
+    real, _ = clips
+    missing = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    code = main(["eval", "image", str(real[0]), str(real[0]), "--weights", str(weights), "--inception", str(missing)])
+    err = capsys.readouterr().err
+    assert code == 2 and str(missing) in err and "torch-fidelity/releases" in err and "--inception" in err

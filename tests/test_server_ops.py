@@ -377,6 +377,32 @@ def test_the_chosen_face_reaches_the_pipeline(live, speech) -> None:
         )
 
 
+def test_active_speaker_passes_the_speaker_chooser_and_refuses_a_fixed_face(live, speech, tmp_path) -> None:
+    from latentsync.eval.speaker import choose_speaker
+    from latentsync.hub import checkpoint_paths
+
+    root = tmp_path / "checkpoints"
+    weights = checkpoint_paths("1.6", root).auxiliary / "syncnet_v2.model"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"stand-in")  # only its presence matters: it picks the SyncNet scorer
+    fake = FakePipeline()
+    server = live(fake, checkpoints=root, model_version="1.6")
+    clip = upload(server.client, speech)
+    plain = submit(server.client, video=clip, audio=clip)["id"]
+    assert wait(server.client, plain)["status"] == "completed"
+    clip = upload(server.client, speech)  # a finished job's uploads are gone
+    chosen = submit(server.client, video=clip, audio=clip, active_speaker=True)["id"]
+    assert wait(server.client, chosen)["status"] == "completed"
+    assert fake.calls[0]["face_chooser"] is None
+    chooser = fake.calls[1]["face_chooser"]
+    assert chooser.func is choose_speaker and chooser.keywords == {"syncnet_weights": weights}
+    assert fake.calls[1]["face_index"] is None and fake.calls[1]["face_at"] is None
+    for fixed in ({"face_index": 0}, {"face_at": [10.0, 20.0]}):
+        body = {"video": clip, "audio": clip, "active_speaker": True, **fixed}
+        assert_error(server.client.post("/api/v3/bytedance/latentsync", json=body), 400, "active_speaker")
+    assert len(fake.calls) == 2
+
+
 # --- the command ------------------------------------------------------------------------------------------------------
 def test_serve_refuses_a_held_data_dir_before_loading_models_and_loads_one_pipeline_per_device(
     tmp_path, monkeypatch, capsys

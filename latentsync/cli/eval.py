@@ -169,8 +169,12 @@ def run_syncnet_acc(args: argparse.Namespace) -> int:
     from latentsync.models import StableSyncNet
 
     config = OmegaConf.load(args.config or bundled_config("syncnet/syncnet_16_pixel_attn.yaml"))
-    if config.data.latent_space:
-        raise InvalidArgumentError("latent-space SyncNet configs are not supported by eval syncnet-acc yet")
+    latent_space = bool(config.data.get("latent_space", False))
+    if latent_space and not args.vae:
+        raise InvalidArgumentError(
+            "this SyncNet config scores VAE latents (data.latent_space: true): pass --vae DIR, the diffusers VAE "
+            "folder (e.g. the `vae` folder `latentsync download` fetched)"
+        )
     paths = checkpoint_paths(args.version, args.checkpoints)
     checkpoint = Path(args.checkpoint) if args.checkpoint else paths.require(paths.syncnet, "StableSyncNet", True)
     source = args.videos or config.data.val_fileslist or config.data.val_data_dir
@@ -183,14 +187,20 @@ def run_syncnet_acc(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = torch.float16 if device.type == "cuda" else torch.float32  # the official script runs fp16 on the GPU
     model = StableSyncNet.from_pretrained(config.model, checkpoint, device).to(dtype)
+    vae = None
+    if latent_space:
+        from latentsync.models.vae import load_vae
+
+        vae = load_vae(args.vae, device, dtype)
     samples = args.samples or int(config.data.num_val_samples)
     seed = int(config.run.seed) if args.seed is None else args.seed
+    torch.manual_seed(seed)  # the latents' posterior draws, as the official script's set_seed
     pairs = sample_pairs(videos, samples, seed, int(config.data.num_frames), int(config.data.resolution))
     result = {
         "checkpoint": str(checkpoint),
         "clips": len(videos),
         "seed": seed,
-        **accuracy(model, pairs, bool(config.data.lower_half), dtype=dtype),
+        **accuracy(model, pairs, bool(config.data.lower_half), dtype=dtype, latent_space=latent_space, vae=vae),
     }
     text = (
         f"SyncNet accuracy: {100 * result['accuracy']:.2f}% ({result['correct']}/{result['pairs']} pairs, seed {seed})"
@@ -293,6 +303,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--samples", type=int, default=None, help="pairs to draw (default: the config's num_val_samples, 2048)"
     )
     acc.add_argument("--seed", type=int, default=None, help="pair sampling seed (default: the config's run.seed)")
+    acc.add_argument(
+        "--vae",
+        default=None,
+        metavar="DIR",
+        help="diffusers VAE folder that encodes the frames, for latent-space configs (syncnet_16_latent.yaml)",
+    )
     _common(acc)
     acc.set_defaults(run=run_syncnet_acc)
 

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from latentsync.config.defaults import INFERENCE
@@ -167,7 +168,7 @@ def job_options(args: argparse.Namespace, resolve_speaker: bool = False) -> dict
     return options
 
 
-def speaker_chooser(version: str, checkpoints: str | None) -> Callable[..., tuple[float, float] | None]:
+def speaker_chooser(version: str, checkpoints: str | Path | None) -> Callable[..., tuple[float, float] | None]:
     """The active-speaker choice: SyncNet confidence when syncnet_v2.model is downloaded, else lip movement."""
     from latentsync.eval.speaker import choose_speaker
 

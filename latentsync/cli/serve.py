@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         keep_days=args.keep_days,
         min_free_bytes=int(args.min_free_gb * 1024**3),
         fetch_workers=args.fetch_workers,
+        checkpoints=Path(args.checkpoints) if args.checkpoints else None,
+        model_version=args.version,
     )
     # A data dir another server holds is refused before minutes of model loading (and again, for good, at start).
     busy = DataDirLock(settings.data_dir)

@@ -20,6 +20,9 @@ from latentsync.faces.landmarks import LandmarkDetector
 
 RESOLUTION = 256
 REGIONS = ("face", "mouth")
+INCEPTION_URL = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+)
 
 
 def pair_videos(real: Path, fake: Path) -> list[tuple[Path, Path]]:
@@ -79,6 +82,13 @@ class ImageMetrics:
         self.lpips = lpips_vgg(lpips_backbone).to(device)
         self.fid = {}
         if inception is not None:
+            if not Path(inception).is_file():
+                from latentsync.hub import MissingCheckpointError
+
+                raise MissingCheckpointError(
+                    f"Inception weights {inception} not found: FID needs torch-fidelity's file, download it from "
+                    f"{INCEPTION_URL} (or leave out --inception to skip FID)"
+                )
             from torchmetrics.image.fid import FrechetInceptionDistance
 
             self.fid = {

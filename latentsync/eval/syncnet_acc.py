@@ -3,8 +3,9 @@
 Pairs are drawn as the official SyncNet dataset draws them, from a seeded generator: a random clip of at least 32
 frames, a start frame in [0, n - 16], and with probability 1/2 its own 16 frames (in sync, label 1) or 16 frames from
 another start (label 0); the audio is the 52-step mel window (80 per second) at the first start. Frames are 256 px
-aligned faces in [-1, 1], stacked (16 x RGB) and cut to their lower half for the pixel configs. A pair counts as
-predicted in sync when the cosine of the two embeddings exceeds 0.5.
+aligned faces in [-1, 1], stacked (16 x RGB) and cut to their lower half for the pixel configs; the latent config
+scores their sampled VAE latents (16 x 4 channels at 32 px) instead, as training does. A pair counts as predicted in
+sync when the cosine of the two embeddings exceeds 0.5.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 
 from latentsync.errors import LatentSyncError
 
@@ -84,8 +86,22 @@ def sample_pairs(
 
 
 @torch.no_grad()
-def accuracy(model, pairs, lower_half: bool = True, batch: int = 16, dtype: torch.dtype = torch.float32) -> dict:
-    """Accuracy of `model` (a StableSyncNet) on the pairs, with the counts it comes from."""
+def accuracy(
+    model,
+    pairs,
+    lower_half: bool = True,
+    batch: int = 16,
+    dtype: torch.dtype = torch.float32,
+    latent_space: bool = False,
+    vae: AutoencoderKL | None = None,
+) -> dict:
+    """Accuracy of `model` (a StableSyncNet) on the pairs, with the counts it comes from.
+
+    The frames reach the model as in training (`train.objectives.syncnet_stack`): stacked pixels, or for a
+    latent-space config their sampled VAE latents (then `vae` is needed).
+    """
+    from latentsync.train.objectives import syncnet_stack
+
     device = next(model.parameters()).device
     correct = total = 0
     buffer: list = []
@@ -94,9 +110,7 @@ def accuracy(model, pairs, lower_half: bool = True, batch: int = 16, dtype: torc
         nonlocal correct, total
         frames = torch.from_numpy(np.stack([b[0] for b in buffer])).to(device)  # (b, f, H, W, 3)
         x = frames.permute(0, 1, 4, 2, 3).to(dtype) / 127.5 - 1
-        x = x.flatten(1, 2)  # b (f c) h w
-        if lower_half:
-            x = x[:, :, x.shape[2] // 2 :]
+        x = syncnet_stack(x, latent_space, lower_half, vae).to(dtype)
         mel = torch.from_numpy(np.stack([b[1] for b in buffer])).to(device, dtype)
         labels = torch.tensor([b[2] for b in buffer], device=device)
         vision, audio = model(x, mel)

@@ -76,6 +76,10 @@ def add_routes(app: FastAPI, services: Services) -> None:
 
     def submitter(model: str):
         def submit(body: LipsyncRequest, request: Request) -> PredictionResponse:
+            if body.active_speaker and (body.face_index is not None or body.face_at is not None):
+                raise HTTPException(
+                    400, "active_speaker picks the face itself: give it or face_index/face_at, not both"
+                )
             for kind in ("video", "audio"):
                 check_input(kind, getattr(body, kind))
             if body.webhook_url is not None:

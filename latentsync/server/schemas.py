@@ -48,6 +48,10 @@ class LipsyncRequest(BaseModel):
         max_length=2,
         description="[x, y] in the video's pixels: the face there is lip-synced (see POST /api/v3/faces)",
     )
+    active_speaker: bool = Field(
+        False,
+        description="several faces: lip-sync the one speaking in the video's own audio (not with face_index/face_at)",
+    )
     webhook_url: str | None = Field(
         None,
         alias="webhookUrl",

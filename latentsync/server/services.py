@@ -11,7 +11,9 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 
+from latentsync.cli.options import speaker_chooser
 from latentsync.server.fetch import FetchPolicy
 from latentsync.server.intake import Intake
 from latentsync.server.jobs import Job, JobStore
@@ -41,8 +43,9 @@ class Services:
         token = instance_token()
         self.ready = Bell()
         self.intake = Intake(self.store, self.storage, settings, self.ready, self.job_ended, token)
+        speaker = partial(speaker_chooser, settings.model_version, settings.checkpoints)
         self.workers = [
-            Worker(name, self.store, self.storage, pipeline, self.ready, self.job_ended, token)
+            Worker(name, self.store, self.storage, pipeline, self.ready, self.job_ended, token, speaker)
             for name, pipeline in zip(names, pipelines, strict=True)
         ]
         self.pipelines = list(pipelines)

@@ -7,6 +7,8 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from latentsync.hub import DEFAULT_VERSION
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MB = 1024 * 1024
@@ -32,3 +34,6 @@ class ServerSettings:
     heartbeat_seconds: float = 5.0  # a running job's claim is renewed this often; 6 missed beats and it is recovered
     webhook_attempts: int = 5  # deliveries of one webhook before giving up (back-off doubles from 1 s)
     webhook_backoff: float = 1.0
+    # Where `"active_speaker": true` looks for syncnet_v2.model (without it, the weight-free lip-movement scorer).
+    checkpoints: Path | None = None  # the `latentsync download` layout; None: ./checkpoints
+    model_version: str = DEFAULT_VERSION

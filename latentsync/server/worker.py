@@ -24,6 +24,7 @@ from latentsync.server.storage import Storage
 logger = logging.getLogger(__name__)
 
 Pipeline = Callable[..., object]  # LipsyncPipeline or anything called like it
+Chooser = Callable[..., tuple[float, float] | None]  # the pipeline's face_chooser
 INPUTS = "inputs.json"  # in a job's work folder: the local files of its fetched inputs
 
 
@@ -87,8 +88,11 @@ class Worker:
         ready: Bell,
         on_end: Callable[[str], None],
         token: str,
+        speaker_chooser: Callable[[], Chooser] | None = None,
     ) -> None:
+        """`speaker_chooser` makes the active-speaker face chooser for jobs asking `active_speaker`."""
         self.name, self.store, self.storage, self.pipeline, self.ready = name, store, storage, pipeline, ready
+        self.speaker_chooser = speaker_chooser
         self.on_end = on_end
         self.token = token
         self.owner = ""
@@ -136,6 +140,11 @@ class Worker:
             for kind, path in inputs.items():
                 labels[str(path)] = " and ".join(filter(None, (labels.get(str(path)), kind)))
             params = job.params
+            chooser = None
+            if params.get("active_speaker"):
+                if self.speaker_chooser is None:
+                    raise LatentSyncError("this server cannot choose the active speaker; pass face_index or face_at")
+                chooser = self.speaker_chooser()
             started = time.perf_counter()
             self.pipeline(
                 inputs["video"],
@@ -147,6 +156,7 @@ class Worker:
                 sync_mode=params["sync_mode"],
                 face_index=params.get("face_index"),
                 face_at=tuple(params["face_at"]) if params.get("face_at") else None,
+                face_chooser=chooser,
                 progress=False,
                 on_progress=lambda done, total: self.store.set_progress(job.id, owner, done / max(total, 1)),
             )

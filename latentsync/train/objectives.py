@@ -268,6 +268,26 @@ def unet_loss_terms(
     return total, terms
 
 
+def syncnet_stack(
+    frames: torch.Tensor, latent_space: bool, lower_half: bool, vae: AutoencoderKL | None = None
+) -> torch.Tensor:
+    """StableSyncNet's visual input `b (f c) h w` of (b, f, 3, R, R) frames in [-1, 1], as its config says.
+
+    Latent-space configs score the frames' VAE latents, one posterior draw from torch's global generator
+    (`latent_dist.sample()` x 0.18215), encoded without gradients; `lower_half` keeps the lower half rows.
+    """
+    f = frames.shape[1]
+    if latent_space:
+        if vae is None:
+            raise InvalidArgumentError("a latent-space SyncNet config (data.latent_space: true) needs the VAE")
+        with torch.no_grad():
+            flat = frames.flatten(0, 1).to(vae.device, vae.dtype)
+            per_frame = encode_latents(vae, flat, None, batch=flat.shape[0])
+    else:
+        per_frame = frames.flatten(0, 1)
+    return syncnet_input(per_frame, f, None, lower_half)
+
+
 def syncnet_loss(
     syncnet: nn.Module, batch: dict[str, Any], cfg: DictConfig, vae: AutoencoderKL | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,17 +297,7 @@ def syncnet_loss(
     A latent-space config (`data.latent_space`) scores the frames' VAE latents (encoded without gradients);
     `data.lower_half` keeps the lower half rows. Autocast, if any, is the caller's.
     """
-    frames = batch["frames"]
-    f = frames.shape[1]
-    if cfg.data.latent_space:
-        if vae is None:
-            raise InvalidArgumentError("a latent-space SyncNet config (data.latent_space: true) needs the VAE")
-        with torch.no_grad():
-            flat = frames.flatten(0, 1).to(vae.device, vae.dtype)
-            per_frame = encode_latents(vae, flat, None, batch=flat.shape[0])
-    else:
-        per_frame = frames.flatten(0, 1)
-    stack = syncnet_input(per_frame, f, None, bool(cfg.data.lower_half))
+    stack = syncnet_stack(batch["frames"], bool(cfg.data.latent_space), bool(cfg.data.lower_half), vae)
     vision, audio = syncnet(stack, batch["mel"])
     vision, audio = vision.float(), audio.float()
     loss = cosine_bce(vision, audio, batch["y"].float()).mean()

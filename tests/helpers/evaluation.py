@@ -61,6 +61,31 @@ def write_vgg16(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def write_inception(path: Path, seed: int = 0) -> Path:
+    """A random torch-fidelity `weights-inception-2015-12-05-6726825d.pth` (its state dict; fp16 to halve it)."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    torch.manual_seed(seed)
+    # Build the network without fetching the real weights: nothing to load, the layers keep their random init.
+    with (
+        mock.patch.object(fidelity, "load_state_dict_from_url", return_value={}),
+        mock.patch.object(fidelity.FeatureExtractorInceptionV3, "load_state_dict"),
+    ):
+        model = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    # Default init shrinks the signal layer after layer until every image gives the same features; batch-norm
+    # statistics of one batch of noise images keep it at unit scale, so different images give different features.
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.reset_running_stats()
+            layer.momentum = None
+    with torch.no_grad():
+        model.train()(torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8))
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, path)
+    return path
+
+
 def write_face_clips(folder: Path, assets: Path, frames: int = 36, degrade: bool = False) -> list[Path]:
     """480x480 clips around the speaker's face of demo1 and demo3 (optionally blurred and noisy), with their sound."""
     import itertools

@@ -20,11 +20,12 @@ from latentsync.diffusion import (
     one_step_clean_latent,
     repeated_noise,
 )
+from latentsync.diffusion.syncnet_input import syncnet_input
 from latentsync.faces.mask import diffusion_inputs, fixed_mask
 from latentsync.models.auxiliary.videomae import VideoMAEConfig, VideoMAEv2
 from latentsync.models.syncnet import StableSyncNet
 from latentsync.testing import GOLDEN, read_manifest
-from latentsync.train.losses import TREPALoss, cosine_bce, reconstruction_loss, sync_loss, syncnet_input
+from latentsync.train.losses import TREPALoss, cosine_bce, reconstruction_loss, sync_loss
 
 pytestmark = pytest.mark.parity
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from functools import partial
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from latentsync.config.defaults import INFERENCE
@@ -164,16 +162,10 @@ def job_options(args: argparse.Namespace, resolve_speaker: bool = False) -> dict
     options = {name: getattr(args, name) for name in JOB_OPTIONS}
     if resolve_speaker and options["face_index"] == "speaker":
         options["face_index"] = None
+        from latentsync.eval.speaker import speaker_chooser
+
         options["face_chooser"] = speaker_chooser(args.version, args.checkpoints)
     return options
-
-
-def speaker_chooser(version: str, checkpoints: str | Path | None) -> Callable[..., tuple[float, float] | None]:
-    """The active-speaker choice: SyncNet confidence when syncnet_v2.model is downloaded, else lip movement."""
-    from latentsync.eval.speaker import choose_speaker
-
-    weights = checkpoint_paths(version, checkpoints).auxiliary / "syncnet_v2.model"
-    return partial(choose_speaker, syncnet_weights=weights if weights.is_file() else None)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -16,16 +16,19 @@ which `--face-at` style selection then follows through the video.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from latentsync.faces.geometry import box_iou
 from latentsync.faces.landmarks import LandmarkDetector
+from latentsync.hub import checkpoint_paths
 
 from .mouth import loudness, mouth_opening
-from .tracks import Track, crop_face, crop_geometry, iou
+from .tracks import Track, crop_face, crop_geometry
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ def find_candidates(
         for face in detector.detect(frame):
             lasts = [c.last_box() for c in candidates]
             overlaps = [
-                iou(face.box, last) if i not in taken and last is not None else 0.0 for i, last in enumerate(lasts)
+                box_iou(face.box, last) if i not in taken and last is not None else 0.0 for i, last in enumerate(lasts)
             ]
             best = int(np.argmax(overlaps)) if overlaps else -1
             if best < 0 or overlaps[best] < SAME_FACE_IOU:
@@ -180,3 +183,9 @@ def choose_speaker(
         )
         return None
     return candidates[order[0]].first_centre()
+
+
+def speaker_chooser(version: str, checkpoints: str | Path | None) -> Callable[..., tuple[float, float] | None]:
+    """The active-speaker choice: SyncNet confidence when syncnet_v2.model is downloaded, else lip movement."""
+    weights = checkpoint_paths(version, checkpoints).auxiliary / "syncnet_v2.model"
+    return partial(choose_speaker, syncnet_weights=weights if weights.is_file() else None)

@@ -97,10 +97,10 @@ def accuracy(
 ) -> dict:
     """Accuracy of `model` (a StableSyncNet) on the pairs, with the counts it comes from.
 
-    The frames reach the model as in training (`train.objectives.syncnet_stack`): stacked pixels, or for a
+    The frames reach the model as in training (`diffusion.syncnet_input.syncnet_stack`): stacked pixels, or for a
     latent-space config their sampled VAE latents (then `vae` is needed).
     """
-    from latentsync.train.objectives import syncnet_stack
+    from latentsync.diffusion.syncnet_input import syncnet_stack
 
     device = next(model.parameters()).device
     correct = total = 0

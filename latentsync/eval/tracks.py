@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from latentsync.faces.geometry import box_iou
+
 FACE_DETECT_SCALE = 0.25
 FACE_THRESHOLD = 0.9
 MIN_TRACK = 50
@@ -49,15 +51,6 @@ class Track:
     @property
     def last(self) -> int:
         return self.first + len(self.boxes) - 1
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes (areas without the +1 of pixel-count conventions)."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class ShotDetector:
@@ -103,7 +96,7 @@ def link_tracks(
             if frames and index - frames[-1] > max_gap:
                 break
             for k, box in enumerate(faces):
-                if not frames or iou(box, boxes[-1]) > TRACK_IOU:
+                if not frames or box_iou(box, boxes[-1]) > TRACK_IOU:
                     frames.append(index)
                     boxes.append(faces.pop(k))
                     break

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 
-from latentsync.cli.options import speaker_chooser
+from latentsync.eval.speaker import speaker_chooser
 from latentsync.server.fetch import FetchPolicy
 from latentsync.server.intake import Intake
 from latentsync.server.jobs import Job, JobStore

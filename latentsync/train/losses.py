@@ -39,19 +39,6 @@ def cosine_bce(vision: torch.Tensor, audio: torch.Tensor, y: torch.Tensor) -> to
     return F.binary_cross_entropy(cosine.unsqueeze(1), y.to(cosine.dtype), reduction="none").squeeze(1)
 
 
-def syncnet_input(frames: torch.Tensor, num_frames: int, resolution: int | None, lower_half: bool) -> torch.Tensor:
-    """(b*f, c, R, R) frames (or latents) to SyncNet's (b, f*c, H, W) stack, frame-major channels.
-
-    Frames of another size are resized bicubically (no antialias) to the SyncNet's `resolution` first, as the
-    official trainer does for 512 px U-Nets (None: never, for latents); with `lower_half` only rows H//2: are kept.
-    """
-    if resolution is not None and frames.shape[-1] != resolution:
-        frames = F.interpolate(frames, size=(resolution, resolution), mode="bicubic")
-    n, c, h, w = frames.shape
-    stack = frames.reshape(n // num_frames, num_frames * c, h, w)
-    return stack[:, :, h // 2 :, :] if lower_half else stack
-
-
 def sync_loss(syncnet: StableSyncNet, images: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
     """The U-Net's sync loss: mean BCE of the cosine against "in sync" for a (b, f*c, H, W) stack and its mel.
 

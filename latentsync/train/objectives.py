@@ -36,7 +36,7 @@ from latentsync.diffusion import (
     unet_condition,
     unet_input,
 )
-from latentsync.errors import InvalidArgumentError
+from latentsync.diffusion.syncnet_input import syncnet_input, syncnet_stack
 from latentsync.hub import MissingCheckpointError
 from latentsync.models.auxiliary.videomae import VideoMAEv2
 from latentsync.models.syncnet import StableSyncNet
@@ -51,7 +51,6 @@ from .losses import (
     reconstruction_loss,
     sync_cosine,
     sync_loss,
-    syncnet_input,
 )
 
 FETCH_HINT = "latentsync download --with-training"
@@ -266,26 +265,6 @@ def unet_loss_terms(
     }
     total = sum((float(weights[name]) * value for name, value in terms.items()), torch.zeros((), device=noise.device))
     return total, terms
-
-
-def syncnet_stack(
-    frames: torch.Tensor, latent_space: bool, lower_half: bool, vae: AutoencoderKL | None = None
-) -> torch.Tensor:
-    """StableSyncNet's visual input `b (f c) h w` of (b, f, 3, R, R) frames in [-1, 1], as its config says.
-
-    Latent-space configs score the frames' VAE latents, one posterior draw from torch's global generator
-    (`latent_dist.sample()` x 0.18215), encoded without gradients; `lower_half` keeps the lower half rows.
-    """
-    f = frames.shape[1]
-    if latent_space:
-        if vae is None:
-            raise InvalidArgumentError("a latent-space SyncNet config (data.latent_space: true) needs the VAE")
-        with torch.no_grad():
-            flat = frames.flatten(0, 1).to(vae.device, vae.dtype)
-            per_frame = encode_latents(vae, flat, None, batch=flat.shape[0])
-    else:
-        per_frame = frames.flatten(0, 1)
-    return syncnet_input(per_frame, f, None, lower_half)
 
 
 def syncnet_loss(

@@ -2,7 +2,8 @@
 
 Lower layers never reach up: the stage packages know nothing of the pipelines, training, data preparation,
 evaluation or the entry points; those never import the entry points; training and evaluation stay independent
-(data preparation may use evaluation, e.g. its sync filter). Lazy imports inside functions count too.
+(data preparation may use evaluation, e.g. its sync filter); the server never imports the CLI
+that starts it. Lazy imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "data": ENTRY_POINTS,
     "train": (*ENTRY_POINTS, "eval"),
     "eval": (*ENTRY_POINTS, "train"),
+    "server": ("cli",),  # the CLI starts the server, never the other way round
 }
 
 

@@ -66,8 +66,8 @@ from latentsync.models.auxiliary.videomae import VideoMAEConfig, VideoMAEv2
 from latentsync.models.syncnet import StableSyncNet
 from latentsync.models.unet import UNet3DConditionModel
 from latentsync.models.vae import SD_VAE_CONFIG
-from latentsync.train.lora import add_lora
 from latentsync.train.loop import adamw
+from latentsync.train.lora import add_lora
 from latentsync.train.losses import TREPALoss, build_lpips
 from latentsync.train.objectives import UNetTrainingModels, trainable_parameters, unet_loss_terms
 

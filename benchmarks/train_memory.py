@@ -17,9 +17,12 @@ steady state after the first step) and their fp32 gradients; the VAE, the frozen
 and VideoMAE-v2 giant in fp16, LPIPS-VGG in fp32, Whisper (tiny) in fp32 as the official trainer keeps it on the
 GPU; a batch of `data.batch_size` clips (the official configs say 1). Weights are random: nothing is read.
 
-Recipes: `official` (fp16 autocast, the config as shipped), `bf16` (autocast bf16, frozen models in bf16),
-`latents` (precomputed VAE moments in the batch: no encode in the step), `lora` (rank-16 adapters on the U-Net's
-attention projections, base weights frozen in fp32: no fp32 gradients or moments for the base).
+Recipes: `official` (fp16 autocast, the config as shipped: CUDA's multi-tensor AdamW, every frame's decoder and
+LPIPS activations kept for the backward), `default` (our trainer's default, the same maths: AdamW one tensor at a
+time, the clean-latent decode and LPIPS recomputed in the backward 4 frames at a time), and on top of `default`:
+`bf16` (autocast bf16, frozen models in bf16), `latents` (precomputed VAE moments in the batch: no encode in the
+step), `lora` (rank-16 adapters on the U-Net's attention projections, base weights frozen in fp32: no fp32
+gradients or moments for the base).
 
 NOT counted: the CUDA context and kernels (~0.3-0.5 GB), the caching allocator's reserve and fragmentation
 (5-20 %), cuDNN/cuBLAS workspaces, GradScaler's few scalars, the DDP gradient buckets (about the size of the
@@ -63,12 +66,13 @@ from latentsync.models.auxiliary.videomae import VideoMAEConfig, VideoMAEv2
 from latentsync.models.syncnet import StableSyncNet
 from latentsync.models.unet import UNet3DConditionModel
 from latentsync.models.vae import SD_VAE_CONFIG
+from latentsync.train.loop import adamw
 from latentsync.train.lora import add_lora
 from latentsync.train.losses import TREPALoss, build_lpips
 from latentsync.train.objectives import UNetTrainingModels, trainable_parameters, unet_loss_terms
 
 CONFIGS = ["stage1", "stage1_512", "stage2", "stage2_efficient", "stage2_512"]
-RECIPES = ["official", "bf16", "latents", "lora"]
+RECIPES = ["official", "default", "bf16", "latents", "lora"]
 OFFICIAL_README_GB = {"stage1": 23, "stage2": 30, "stage2_efficient": 20, "stage2_512": 55}  # README's table
 LORA_RANK = 16
 PHASES = ("unet", "decode", "lpips", "trepa", "syncnet", "backward", "step")
@@ -127,6 +131,8 @@ def build_models(cfg: Any, recipe: str, frozen: torch.dtype) -> UNetTrainingMode
         unet.enable_gradient_checkpointing(bool(cfg.run.enable_gradient_checkpointing))
         vae = AutoencoderKL.from_config(SD_VAE_CONFIG)
         models = UNetTrainingModels(unet, vae, load_scheduler(), None)
+        if recipe == "official":
+            models.recompute_frames = None
         if cfg.run.pixel_space_supervise:
             vae.enable_gradient_checkpointing()
         if cfg.model.add_audio_layer and cfg.run.use_syncnet:
@@ -178,7 +184,10 @@ def project(name: str, recipe: str) -> Row:
         weights = memory.live
 
         params = [p for _, p in named]
-        optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.01, foreach=True)  # CUDA's default
+        if recipe == "official":  # CUDA's default multi-tensor step
+            optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.01, foreach=True)
+        else:
+            optimizer = adamw(params, 1e-5)
         for p in params:  # the moments exist from the first step on
             optimizer.state[p] = {
                 "step": torch.tensor(1.0),
@@ -208,7 +217,7 @@ def project(name: str, recipe: str) -> Row:
         with memory.phase("backward"):
             loss.backward()
         with memory.phase("step"):
-            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)  # CUDA's default
             optimizer.step()
     trainable = sum(p.numel() for p in params)
     seconds = time.perf_counter() - started
@@ -247,10 +256,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=CONFIGS, choices=CONFIGS)
     parser.add_argument("--recipes", nargs="+", default=RECIPES, choices=RECIPES)
-    parser.add_argument("--quick", action="store_true", help="stage1 with the official recipe only (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="stage1, official and default recipes (a smoke run)")
     args = parser.parse_args()
     if args.quick:
-        args.configs, args.recipes = ["stage1"], ["official"]
+        args.configs, args.recipes = ["stage1"], ["official", "default"]
     torch.set_num_threads(1)
     diffusers_logging.set_verbosity_error()
     print(f"torch {torch.__version__}, fake tensors (no GPU needed), one U-Net training step per row\n")

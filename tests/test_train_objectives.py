@@ -15,6 +15,7 @@ from latentsync.faces.mask import diffusion_inputs, fixed_mask
 from latentsync.models.unet import UNet3DConditionModel
 from latentsync.pipelines.diffusion import ChunkDenoiser, DiffusionSettings
 from latentsync.testing import TINY_WIDTH, write_tiny_training_models
+from latentsync.train.loop import adamw
 from latentsync.train.objectives import load_unet_training_models, trainable_parameters, unet_loss, unet_step_input
 
 # (config, trainable tensors or None when not recorded, trainable parameters), from the official runs and spec.
@@ -211,3 +212,54 @@ def test_syncnet_loss_pixel_lower_half(tiny) -> None:
     # The upper half of the frames never reaches the SyncNet.
     batch["frames"][:, :, :, : res // 2] = 0
     assert torch.equal(syncnet_loss(syncnet, batch, cfg)[1], cosine)
+
+
+def step_gradients(models, named, batch, cfg) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    for _, param in named:
+        param.grad = None
+    loss, terms = unet_loss(models, batch, cfg, torch.Generator().manual_seed(1))
+    loss.backward()
+    return terms, {name: param.grad.clone() for name, param in named if param.grad is not None}
+
+
+@pytest.mark.slow
+def test_recomputed_decode_and_lpips_give_the_official_loss_and_gradients(tiny) -> None:
+    """The default step recomputes the clean-latent decode and LPIPS a few frames at a time in the backward (to
+    save memory); loss terms and every trainable gradient match the all-frames step of the official trainer."""
+    cfg = tiny_config(tiny)
+    models = load_unet_training_models(cfg, "cpu")
+    assert models.recompute_frames == 4  # the default
+    named = trainable_parameters(models.unet, cfg)
+    batch = make_batch(tiny.inference.resolution)
+    models.recompute_frames = None
+    official_terms, official_grads = step_gradients(models, named, batch, cfg)
+    models.recompute_frames = 3  # an uneven split of 16 frames too
+    terms, grads = step_gradients(models, named, batch, cfg)
+    assert set(terms) == set(official_terms) == {"recon", "sync", "lpips", "trepa", "total"}
+    for name, value in official_terms.items():
+        assert abs(terms[name] - value) <= 1e-5 * max(1.0, abs(value)), name
+    assert grads.keys() == official_grads.keys() and len(grads) == len(named)
+    # All trainable gradients as one vector, to 1e-4 of its size: fp32 sums in another order (measured 3e-6 to
+    # 1e-5; the same step run twice already differs by ~1e-6 on the CPU); a lost or doubled frame is far off.
+    ours = torch.cat([grads[name].flatten() for name in official_grads])
+    official = torch.cat([grad.flatten() for grad in official_grads.values()])
+    assert float((ours - official).norm()) <= 1e-4 * float(official.norm())
+
+
+def test_default_adamw_steps_as_the_multi_tensor_one() -> None:
+    """The trainers' AdamW steps one tensor at a time (fewer temporaries); the update is the official one."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(64, 32), (32,), (8, 4, 3, 3)]
+    ours = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    opt_ours = adamw(ours, 1e-3)
+    opt_theirs = torch.optim.AdamW(theirs, lr=1e-3, weight_decay=0.01, foreach=True)
+    assert opt_ours.defaults["foreach"] is False
+    for _ in range(3):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        for p, q, g in zip(ours, theirs, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt_ours.step()
+        opt_theirs.step()
+    for p, q in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)

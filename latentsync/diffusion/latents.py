@@ -7,9 +7,12 @@ sample to the same latents as encoding the frames again.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.utils.torch_utils import randn_tensor
+from torch.utils.checkpoint import checkpoint as recompute
 
 # diffusers' DiagonalGaussianDistribution clamps the log-variance to this range before taking exp.
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -44,16 +47,22 @@ def encode_latents(
     return sample_latents(vae, *encode_moments(vae, images, batch), generator)
 
 
-def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, batch: int = 8) -> torch.Tensor:
+def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, batch: int = 8, checkpoint: bool = False) -> torch.Tensor:
     """(n, 3, R, R) images, nominally in [-1, 1] and not clamped, of scaled (n, 4, h, w) latents.
 
-    Gradients flow through when enabled (the training step decodes its clean-latent estimate this way).
+    Gradients flow through when enabled (the training step decodes its clean-latent estimate this way). With
+    `checkpoint`, each batch's decode is recomputed in the backward pass instead of kept, so the backward holds one
+    batch's decoder activations at a time; every frame decodes on its own, so the result is the same.
     """
-    parts = [
-        vae.decode(part.to(vae.device, vae.dtype) / vae.config["scaling_factor"] + _shift(vae)).sample
-        for part in latents.split(batch)
-    ]
-    return torch.cat(parts)
+
+    def decode(part: torch.Tensor) -> torch.Tensor:
+        return vae.decode(part.to(vae.device, vae.dtype) / vae.config["scaling_factor"] + _shift(vae)).sample
+
+    if checkpoint and torch.is_grad_enabled():
+        return torch.cat(
+            [cast(torch.Tensor, recompute(decode, part, use_reentrant=False)) for part in latents.split(batch)]
+        )
+    return torch.cat([decode(part) for part in latents.split(batch)])
 
 
 def _shift(vae: AutoencoderKL) -> float:

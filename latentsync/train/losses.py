@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint as recompute
 
 from latentsync.models.auxiliary.videomae import VideoMAEv2
 from latentsync.models.loading import CheckpointError
@@ -84,10 +86,27 @@ def build_lpips(net: str = "vgg", backbone_path: str | Path | None = None) -> nn
     return model.eval()
 
 
-def lpips_lower_half(lpips_model: nn.Module, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean LPIPS between the lower halves (rows H//2:) of (n, 3, H, W) frames in [-1, 1], computed in fp32."""
+def lpips_lower_half(
+    lpips_model: nn.Module, pred: torch.Tensor, target: torch.Tensor, batch: int | None = None
+) -> torch.Tensor:
+    """Mean LPIPS between the lower halves (rows H//2:) of (n, 3, H, W) frames in [-1, 1], computed in fp32.
+
+    With `batch`, the frames go through LPIPS `batch` at a time under activation checkpointing (recomputed in the
+    backward pass, one batch at a time); LPIPS scores every frame on its own, so the mean is the same.
+    """
     half = pred.shape[2] // 2
-    return lpips_model(pred[:, :, half:, :].float(), target[:, :, half:, :].float()).mean()
+    pred, target = pred[:, :, half:, :], target[:, :, half:, :]
+
+    def score(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return lpips_model(p.float(), t.float()).flatten()
+
+    if batch is None or not torch.is_grad_enabled():
+        return score(pred, target).mean()
+    parts = [
+        cast(torch.Tensor, recompute(score, p, t, use_reentrant=False))
+        for p, t in zip(pred.split(batch), target.split(batch), strict=True)
+    ]
+    return torch.cat(parts).mean()
 
 
 class TREPALoss(nn.Module):

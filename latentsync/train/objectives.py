@@ -69,6 +69,10 @@ class UNetTrainingModels:
     trepa: TREPALoss | None = None
     syncnet_resolution: int = 256
     syncnet_lower_half: bool = True
+    # Frames per recomputed piece of the clean-latent decode and of LPIPS: the backward pass holds one piece's
+    # activations at a time instead of all frames' (benchmarks/train_memory.py); the losses are the same.
+    # None keeps every frame's activations, as the official step.
+    recompute_frames: int | None = 4
 
 
 def frozen_dtype(cfg: DictConfig, device: torch.device) -> torch.dtype:
@@ -243,11 +247,11 @@ def unet_loss_terms(
     clean = one_step_clean_latent(models.scheduler, noisy.to(noise_pred.dtype), noise_pred, timesteps)
     frames = batch["gt"].shape[1]
     if run.pixel_space_supervise:
-        vae = models.vae
-        pred_pixels = decode_latents(vae, from_video(clean), batch=clean.shape[0] * frames)
+        vae, chunk, latents = models.vae, models.recompute_frames, from_video(clean)
+        pred_pixels = decode_latents(vae, latents, batch=chunk or len(latents), checkpoint=chunk is not None)
         gt_pixels = batch["gt"].flatten(0, 1).to(vae.device, vae.dtype)
         if run.perceptual_loss_weight != 0 and models.lpips is not None:
-            terms["lpips"] = lpips_lower_half(models.lpips, pred_pixels, gt_pixels)
+            terms["lpips"] = lpips_lower_half(models.lpips, pred_pixels, gt_pixels, batch=chunk)
         if run.trepa_loss_weight != 0 and models.trepa is not None:
             terms["trepa"] = models.trepa(to_video(pred_pixels, frames), to_video(gt_pixels, frames))
     if core.config.add_audio_layer and run.use_syncnet and models.syncnet is not None:

@@ -23,7 +23,7 @@ from latentsync.models.syncnet import StableSyncNet
 from latentsync.train import state as ckpt
 from latentsync.train.distributed import init_distributed, shutdown
 from latentsync.train.logging import TrainLogger
-from latentsync.train.loop import LoopResult, LoopSettings, TrainLoop, precision
+from latentsync.train.loop import LoopResult, LoopSettings, TrainLoop, adamw, precision
 from latentsync.train.unet import save_run_config, seed_everything, to_device, wrap_ddp
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def train_syncnet(
         if env.is_main:
             save_run_config(cfg, out, "syncnet_config.yaml")
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=float(cfg.optimizer.lr))
+        optimizer = adamw(params, float(cfg.optimizer.lr))
         autocast, use_scaler = precision(cfg.train.dtype, cfg.run.mixed_precision_training, env.device)
         scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         wrapped = wrap_ddp(model, env) if env.distributed else model

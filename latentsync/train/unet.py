@@ -21,7 +21,7 @@ from latentsync.train import lora
 from latentsync.train import state as ckpt
 from latentsync.train.distributed import DistEnv, init_distributed, shutdown
 from latentsync.train.logging import TrainLogger
-from latentsync.train.loop import LoopResult, LoopSettings, TrainLoop, precision
+from latentsync.train.loop import LoopResult, LoopSettings, TrainLoop, adamw, precision
 
 if TYPE_CHECKING:
     from latentsync.models.unet import UNet3DConditionModel
@@ -101,7 +101,7 @@ def train_unet(
             count = sum(p.numel() for p in params)
             log.info("training %d tensors, %s parameters, on %d rank(s)", len(params), f"{count:,}", env.world_size)
         lr = float(cfg.optimizer.lr) * (env.world_size if cfg.optimizer.scale_lr else 1)
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+        optimizer = adamw(params, lr)
         scheduler = get_scheduler(
             cfg.optimizer.lr_scheduler,
             optimizer,

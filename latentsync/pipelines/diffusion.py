@@ -17,6 +17,7 @@ import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler, DDIMSchedulerOutput
 
+from latentsync.config.defaults import INFERENCE
 from latentsync.diffusion import (
     DeepCache,
     decode_latents,
@@ -34,8 +35,8 @@ from latentsync.models.unet import UNet3DConditionModel
 
 @dataclass
 class DiffusionSettings:
-    num_inference_steps: int = 20
-    guidance_scale: float = 1.5
+    num_inference_steps: int = INFERENCE.steps
+    guidance_scale: float = INFERENCE.guidance_scale
     deepcache_interval: int = 0  # 0: off; 3 is the interval the official --enable_deepcache uses
     vae_batch: int = 8  # frames per VAE encode/decode call: bounds activation memory (benchmarks/vram.py)
 

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from latentsync.errors import LatentSyncError
 from latentsync.server.storage import UnknownFile, check_id, new_id, shown_id
 
-STATUSES = ("created", "processing", "completed", "failed")
+Status = Literal["created", "processing", "completed", "failed"]
+STATUSES: tuple[str, ...] = get_args(Status)
 MAX_ATTEMPTS = 2  # a job cut off by a restart runs once more; cut off again, it is failed (it may be the cause)
 CUT_OFF_AGAIN = (
     f"the server stopped while running this job, {MAX_ATTEMPTS} times; it is not tried again "

@@ -6,14 +6,11 @@ schema, a bare `POST` and `latentsync infer` agree.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from latentsync.config.defaults import INFERENCE as JOB_DEFAULTS
 from latentsync.media.sync import SyncMode
-
-Status = Literal["created", "processing", "completed", "failed"]
+from latentsync.server.jobs import Status
 
 # The hosted models whose submit endpoints this server answers; all of them run the loaded LatentSync model.
 MODELS = {

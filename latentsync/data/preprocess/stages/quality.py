@@ -15,9 +15,9 @@ import numpy as np
 from latentsync.media import VideoReader
 
 from ..settings import FPS
+from .scoring import ScoringStage
 
 WEIGHTS = "koniq_pretrained.pkl"
-FETCH = "latentsync download --with-training"
 
 
 def load_scorer(path: Path, device: str | None = None) -> Any:
@@ -38,31 +38,14 @@ def sampled_frames(clip: Path) -> np.ndarray:
     return np.stack([frames[0], frames[len(frames) // 2], frames[-1]])
 
 
-class QualityFilter:
+class QualityFilter(ScoringStage):
     """Scores clips with HyperIQA, loading it once per process on first use."""
 
-    def __init__(self, auxiliary: Path, device: str | None = None) -> None:
-        self.weights = auxiliary / WEIGHTS
-        self.device = device
-        self._scorer: Any = None
+    WEIGHTS = WEIGHTS
 
-    @property
-    def skipped(self) -> str | None:
-        """Why the stage cannot run here, or None."""
-        if not self.weights.is_file():
-            return f"{WEIGHTS} not found in {self.weights.parent}"
-        return None
+    def load(self, path: Path, device: str | None) -> Any:
+        return load_scorer(path, device)
 
-    @property
-    def warning(self) -> str | None:
-        """The skip reason as a user reads it: with the command that fetches a missing file."""
-        why = self.skipped
-        return f"{why}; fetch it with `{FETCH}`" if why else None
-
-    def score(self, clip: Path) -> dict[str, Any]:
-        """{"score"} of the clip (0-100, higher is better), or {"skipped": why}."""
-        if (why := self.skipped) is not None:
-            return {"skipped": why}
-        if self._scorer is None:
-            self._scorer = load_scorer(self.weights, self.device)
-        return {"score": float(self._scorer(sampled_frames(clip)))}
+    def measure(self, scorer: Any, clip: Path) -> dict[str, Any]:
+        """{"score"} of the clip (0-100, higher is better)."""
+        return {"score": float(scorer(sampled_frames(clip)))}

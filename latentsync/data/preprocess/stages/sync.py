@@ -19,9 +19,9 @@ from latentsync.audio import load_audio
 from latentsync.media import VideoReader
 
 from ..settings import FPS, SAMPLE_RATE, Settings
+from .scoring import ScoringStage
 
 WEIGHTS = "syncnet_v2.model"
-FETCH = "latentsync download --with-training"
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 
 
@@ -32,35 +32,18 @@ def load_scorer(path: Path, device: str | None = None) -> Any:
     return SyncScorer.load(path, device=device)
 
 
-class SyncFilter:
+class SyncFilter(ScoringStage):
     """Scores clips with SyncNet, loading it once per process on first use."""
 
-    def __init__(self, auxiliary: Path, device: str | None = None) -> None:
-        self.weights = auxiliary / WEIGHTS
-        self.device = device
-        self._scorer: Any = None
+    WEIGHTS = WEIGHTS
 
-    @property
-    def skipped(self) -> str | None:
-        """Why the stage cannot run here, or None."""
-        if not self.weights.is_file():
-            return f"{WEIGHTS} not found in {self.weights.parent}"
-        return None
+    def load(self, path: Path, device: str | None) -> Any:
+        return load_scorer(path, device)
 
-    @property
-    def warning(self) -> str | None:
-        """The skip reason as a user reads it: with the command that fetches a missing file."""
-        why = self.skipped
-        return f"{why}; fetch it with `{FETCH}`" if why else None
-
-    def score(self, clip: Path) -> dict[str, Any]:
-        """{"offset", "conf", "min_dist"} of the clip, or {"skipped": why}."""
-        if (why := self.skipped) is not None:
-            return {"skipped": why}
-        if self._scorer is None:
-            self._scorer = load_scorer(self.weights, self.device)
+    def measure(self, scorer: Any, clip: Path) -> dict[str, Any]:
+        """{"offset", "conf", "min_dist"} of the clip."""
         frames = np.stack(list(VideoReader(clip, fps=FPS, read_ahead=0)))
-        result = self._scorer.score_crops(frames, load_audio(clip, SAMPLE_RATE))
+        result = scorer.score_crops(frames, load_audio(clip, SAMPLE_RATE))
         return {"offset": int(result.offset), "conf": float(result.conf), "min_dist": float(result.min_dist)}
 
 

@@ -1,9 +1,9 @@
 """The direction of imports inside the package, held by reading every module's import statements.
 
 Lower layers never reach up: the stage packages know nothing of the pipelines, training, data preparation,
-evaluation or the entry points; those never import the entry points; training and evaluation stay independent
-(data preparation may use evaluation, e.g. its sync filter); the server never imports the CLI
-that starts it. Lazy imports inside functions count too.
+evaluation or the entry points; those never import the entry points; evaluation never imports training (training
+and data preparation may use evaluation: validation's sync confidence, the sync filter); the server never imports
+the CLI that starts it. Lazy imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(STAGES, ABOVE_STAGES),
     "pipelines": ENTRY_POINTS,
     "data": ENTRY_POINTS,
-    "train": (*ENTRY_POINTS, "eval"),
+    "train": ENTRY_POINTS,
     "eval": (*ENTRY_POINTS, "train"),
     "server": ("cli",),  # the CLI starts the server, never the other way round
 }

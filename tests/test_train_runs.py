@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.evaluation import write_syncnet_v2
 from helpers.training import overrides
 
 from latentsync.config import load_config
@@ -387,32 +388,51 @@ def test_lora_adapters_train_merge_and_apply(tiny_training: Path, aligned_clips:
     assert cli.main([*args, str(result.last_checkpoint)]) == 2  # the full checkpoint is not an adapter file
 
 
-@pytest.mark.slow
-def test_validation_renders_and_scores_the_clip(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+def write_demo1(path: Path, frames: int) -> Path:
+    """The first `frames` frames of demo1 at full size, with their audio."""
     from itertools import islice
 
     from latentsync.audio import load_audio
-    from latentsync.media import VideoReader, VideoWriter, probe
-    from latentsync.train.validation import render_validation
+    from latentsync.media import VideoReader, VideoWriter
 
-    clip = tmp_path / "val.mp4"  # 20 frames of demo1 at full size, with its audio
-    frames = list(islice(VideoReader(ASSETS / "demo1_video.mp4"), 20))
-    audio = load_audio(ASSETS / "demo1_video.mp4")[: 20 * 640]
-    with VideoWriter(clip, frames[0].shape[1], frames[0].shape[0], audio=audio) as writer:
-        for frame in frames:
-            writer.write(frame)
+    images = list(islice(VideoReader(ASSETS / "demo1_video.mp4"), frames))
+    audio = load_audio(ASSETS / "demo1_video.mp4")[: frames * 640]
+    with VideoWriter(path, images[0].shape[1], images[0].shape[0], audio=audio) as writer:
+        for image in images:
+            writer.write(image)
+    return path
+
+
+@pytest.mark.slow
+def test_validation_renders_and_scores_the_clip(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+    from latentsync.media import probe
+    from latentsync.train.validation import render_validation, sync_confidence
+
+    clip = write_demo1(tmp_path / "val.mp4", 20)
     cfg = unet_config(
         tiny_training,
         aligned_clips,
         f"data.val_video_path={clip}",
         f"data.val_audio_path={clip}",
         "run.inference_steps=1",
+        f"weights.syncnet_v2={write_syncnet_v2(tmp_path / 'syncnet_v2.model')}",
     )
     models = load_unet_training_models(cfg, "cpu")
     syncnet_cfg = load_config(cfg.data.syncnet_config_path)
     models.syncnet = StableSyncNet.from_pretrained(syncnet_cfg.model, syncnet_cfg.ckpt.inference_ckpt_path)
     values = render_validation(models, cfg, 5, tmp_path / "run")
     assert probe(tmp_path / "run" / "val_videos" / "val_video_5.mp4").frame_count == 20
+    # 20 frames are too few for a sync-scoring face track (50): the confidence is left out, the rest logged
     assert values is not None and 0 <= values["sync_cosine"] <= 1 and values["render_seconds"] > 0
+    assert "sync_conf" not in values
     cfg.data.val_video_path = str(tmp_path / "missing.mp4")
     assert render_validation(models, cfg, 6, tmp_path / "run") is None  # logged, training goes on
+
+    # the original SyncNet's numbers, as the official trainer charts them (random weights: only their kind)
+    from latentsync.faces import create_detector
+
+    long_clip = write_demo1(tmp_path / "long.mp4", 60)
+    scores = sync_confidence(long_clip, cfg, create_detector("dlib"), torch.device("cpu"))
+    assert scores["sync_conf"] >= 0 and scores["sync_dist"] > 0 and abs(scores["sync_offset"]) <= 15
+    cfg.weights.syncnet_v2 = str(tmp_path / "absent.model")  # optional: skipped
+    assert sync_confidence(long_clip, cfg, create_detector("dlib"), torch.device("cpu")) == {}

@@ -124,6 +124,9 @@ class UNetWeightsConfig:
     trepa: str = "checkpoints/auxiliary/vit_g_hybrid_pt_1200e_ssv2_ft.pth"
     lpips_vgg: str = "checkpoints/auxiliary/vgg16-397923af.pth"  # torchvision's VGG16 state dict
     lpips_net: str = "vgg"
+    # Validation's sync confidence (the official trainer's chart); optional here: absent, only the cosine is logged.
+    syncnet_v2: str = "checkpoints/auxiliary/syncnet_v2.model"
+    s3fd: str = "checkpoints/auxiliary/sfd_face.pth"  # its face tracks; absent, the project's own finder
 
 
 @dataclass

@@ -3,15 +3,20 @@ and score the result's lip sync with the frozen SyncNet of the sync loss.
 
 As the official trainer, at each checkpoint (or every `train.validation_steps`), rank 0 lip-syncs
 `data.val_video_path` to `data.val_audio_path` with `run.inference_steps` and `run.guidance_scale` and keeps the video
-as `val_videos/val_video_<step>.mp4`. The official trainer then scores it with the original SyncNet's confidence;
-here the result's faces are aligned again, as training crops are, and the frozen StableSyncNet's mean cosine over
-16-frame windows is logged (`sync_cosine`; the closer to 1, the more in sync). A failure (no face in the clip, ...)
-is logged and training goes on.
+as `val_videos/val_video_<step>.mp4`. Two scores of the result are logged (and charted with the losses):
+- `sync_conf` / `sync_dist` / `sync_offset`: the original SyncNet's confidence (LSE-C), distance (LSE-D) and offset,
+  as the official trainer charts it, through the evaluation's scorer (`weights.syncnet_v2`, face tracks from S3FD
+  `weights.s3fd`, or the project's own finder when that file is absent). Unlike the official trainer, a missing
+  `syncnet_v2.model` only skips this score, with a warning;
+- `sync_cosine`: the frozen StableSyncNet's mean cosine over 16-frame windows of the result's faces, aligned again
+  as training crops are (the closer to 1, the more in sync).
+A failure (no face in the clip, ...) is logged and training goes on.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,7 @@ def render_validation(models: Any, cfg: DictConfig, step: int, output_dir: Path)
                 progress=False,
             )
             values = {"render_seconds": float(sum(result.seconds.values()))}
+            values.update(sync_confidence(out, cfg, pipeline.detector, next(unet.parameters()).device))
             if getattr(models, "syncnet", None) is not None:
                 values["sync_cosine"] = sync_cosine(
                     out, models.syncnet, cfg.data.syncnet_config_path, pipeline.detector
@@ -62,6 +68,42 @@ def render_validation(models: Any, cfg: DictConfig, step: int, output_dir: Path)
         return None
     finally:
         unet.train(was_training)
+
+
+@lru_cache(maxsize=2)
+def _lse_models(syncnet_v2: str, s3fd: str, device: str) -> tuple[Any, Any]:
+    """The original SyncNet and (when its file exists) S3FD, loaded once for all validations of a run."""
+    from latentsync.eval.finders import s3fd_finder
+    from latentsync.eval.sync import SyncScorer
+
+    return SyncScorer.load(syncnet_v2, device), s3fd_finder(s3fd, device) if Path(s3fd).is_file() else None
+
+
+def sync_confidence(video: Path, cfg: DictConfig, detector: Any, device: torch.device) -> dict[str, float]:
+    """LSE-C/D and offset of `video` as the evaluation scores it; {} (warned once) without `syncnet_v2.model`."""
+    from latentsync.eval.finders import landmark_finder
+    from latentsync.eval.lse import score_video
+
+    weights = Path(cfg.weights.syncnet_v2)
+    if not weights.is_file():
+        _warn_missing(weights)
+        return {}
+    scorer, finder = _lse_models(str(weights), str(cfg.weights.s3fd), str(device))
+    score = score_video(video, scorer, finder or landmark_finder(detector))
+    if not score.ok:
+        log.warning("validation: no sync confidence for %s: %s", video, score.error)
+        return {}
+    return {"sync_conf": score.conf, "sync_dist": score.min_dist, "sync_offset": float(score.offset)}
+
+
+@cache
+def _warn_missing(weights: Path) -> None:
+    """Once per run (per path): every validation would otherwise repeat it."""
+    log.warning(
+        "validation: %s not found (weights.syncnet_v2); the sync confidence is not logged "
+        "(`latentsync download --with-training` fetches it)",
+        weights,
+    )
 
 
 @torch.no_grad()

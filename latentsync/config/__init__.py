@@ -56,7 +56,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     (`cfg.model.block_out_channels`, `cfg.data.resolution`, ...) and refuses assignments of unknown keys or
     wrong types.
     """
-    path = Path(path)
+    path = config_file(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -116,6 +116,19 @@ def bundled_config(name: str) -> Path:
     return path
 
 
+def config_file(path: str | Path) -> Path:
+    """`path`, or the packaged copy of an official config named as in a clone (`configs/unet/stage2.yaml`).
+
+    README's commands use the clone's `configs/` paths (a link to the package's copy); an installed package run
+    from any other folder finds the same files. A file that exists at `path` always wins.
+    """
+    path = Path(path)
+    if path.is_file() or path.is_absolute() or len(path.parts) < 2 or path.parts[0] != "configs":
+        return path
+    packaged = CONFIG_DIR.joinpath(*path.parts[1:])
+    return packaged if packaged.is_file() else path
+
+
 def to_dict(node: Any) -> Any:
     """Plain Python containers from an OmegaConf node or a (nested) dataclass."""
     if isinstance(node, DictConfig):
@@ -148,6 +161,7 @@ __all__ = [
     "UNetFileConfig",
     "UNetRunConfig",
     "bundled_config",
+    "config_file",
     "load_config",
     "mask_variant",
     "save_config",

@@ -12,8 +12,6 @@ from latentsync.config.defaults import INFERENCE
 from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
 from latentsync.media.sync import SYNC_MODES
 
-# Containers the output video may be written in (H.264 + AAC).
-OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 # The per-video settings `infer` takes as options and `batch` as defaults that a jobs-file row may override.
 JOB_OPTIONS = (
     "steps",

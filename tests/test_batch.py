@@ -144,6 +144,17 @@ def test_a_broken_jobs_file_stops_before_any_model_loads(tmp_path, capsys, name,
     assert words in capsys.readouterr().err
 
 
+def test_batch_and_serve_take_the_same_url_fetch_options(capsys) -> None:
+    fetch = ["--max-download-mb", "5", "--download-timeout", "9", "--allow-url-network", "10.0.0.0/8"]
+    for command in (["batch", "jobs.csv"], ["serve"]):
+        args = cli.build_parser().parse_args([*command, *fetch])
+        assert (args.max_download_mb, args.download_timeout) == (5, 9)
+        assert [str(n) for n in args.allow_url_network] == ["10.0.0.0/8"]
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["batch", "jobs.csv", "--allow-url-network", "the intranet"])
+    assert "expected a network such as 10.0.0.0/8" in capsys.readouterr().err
+
+
 def test_rows_that_cannot_run_are_all_refused_before_any_model_loads(media, tmp_path, monkeypatch, capsys) -> None:
     folder = tmp_path / "jobs"
     folder.mkdir()

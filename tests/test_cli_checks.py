@@ -123,6 +123,19 @@ def test_bad_input_is_refused_before_any_model_loads(media, tmp_path, capsys, no
     assert not list(tmp_path.glob("**/.*partial*"))
 
 
+@pytest.mark.parametrize("name", ["demo2_audio.wav", "demo3_video.mp4"])
+def test_the_audio_check_states_what_the_file_holds(name) -> None:
+    import av
+
+    from latentsync.cli.checks import check_audio
+
+    with av.open(str(ASSETS / name)) as container:
+        samples = sum(frame.samples for frame in container.decode(audio=0))
+        rate = container.streams.audio[0].sample_rate
+    checked = check_audio(ASSETS / name)
+    assert checked.sample_rate == rate and checked.duration == pytest.approx(samples / rate, abs=0.05)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_a_card_is_one_line(media, tmp_path, capsys, no_models) -> None:
     """Item 3: `--device cuda` as README shows, on a machine without a card."""

@@ -7,8 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from latentsync.cli.options import add_job_options, add_model_options, job_options
-from latentsync.cli.serve import network
+from latentsync.cli.options import add_fetch_options, add_job_options, add_model_options, job_options
 from latentsync.errors import LatentSyncError
 
 
@@ -119,20 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     bat.add_argument("--json", action="store_true", help="print the summary as JSON")
     bat.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    bat.add_argument(
-        "--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)"
-    )
-    bat.add_argument(
-        "--download-timeout", type=float, default=120, help="seconds allowed for fetching one input URL (default 120)"
-    )
-    bat.add_argument(
-        "--allow-url-network",
-        type=network,
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="let input URLs point into this loopback/private network (repeatable; refused by default)",
-    )
+    add_fetch_options(bat, timeout_for="one input URL")
     add_job_options(bat)
     add_model_options(bat)
     bat.set_defaults(run=run)

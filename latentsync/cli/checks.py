@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 
 from latentsync.errors import InvalidArgumentError, LatentSyncError
-from latentsync.media import MediaError, Timeline, VideoInfo, probe
+from latentsync.media import MediaError, Timeline, VideoInfo, probe, stated_duration
 
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 FPS = 25  # the models' frame rate (pipelines.lipsync.FPS, not imported here: that would load torch)
@@ -150,12 +150,8 @@ def check_audio(path: str | Path, label: str = "--audio") -> AudioCheck:
             stream = container.streams.audio[0]
             if not any(frame.samples for frame in container.decode(stream)):
                 raise MediaError(f"{label} {path}: the audio stream holds no samples; give {what}")
-            duration = None
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
-            return AudioCheck(path, stream.codec_context.channels, stream.codec_context.sample_rate, duration)
+            channels, rate = stream.codec_context.channels, stream.codec_context.sample_rate
+            return AudioCheck(path, channels, rate, stated_duration(container, stream))
     except av.error.FFmpegError as error:
         raise MediaError(f"{label} {path}: audio decoding failed ({error}); give {what}") from error
 

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    srv = sub.add_parser("serve", help="run the lip-sync HTTP API (hosted-service shapes) and its web page")
+    text = "run the lip-sync HTTP API (hosted-service shapes) and its web page"
+    srv = sub.add_parser("serve", help=text, description=text)
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     srv.add_argument(

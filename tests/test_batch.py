@@ -180,6 +180,8 @@ def test_rows_that_cannot_run_are_all_refused_before_any_model_loads(media, tmp_
     assert "has no audio stream" in listed["line 5"]
     assert listed["line 6"].startswith("steps 0: must be at least 1")
     assert not out.exists()
+    assert cli.main(["batch", str(jobs), "--output-dir", str(out), "--no-download", "--steps", "0"]) == 2
+    assert "--steps 0: must be at least 1" in capsys.readouterr().err  # a default from the command line is named so
 
     # A finished row whose inputs are gone since is skipped, not refused.
     done = folder / "done.csv"

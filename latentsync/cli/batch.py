@@ -34,13 +34,12 @@ def run(args: argparse.Namespace) -> int:
         refuse_bad_rows,
     )
     from latentsync.batch.pool import run_in_process, run_processes
-    from latentsync.cli.checks import check_settings
+    from latentsync.cli.checks import check_settings, parsed_settings
 
-    defaults = job_options(args)
-    check_settings(defaults)
+    check_settings(parsed_settings(args))
     jobs_file = Path(args.jobs)
     output_dir = Path(args.output_dir) if args.output_dir else jobs_file.parent / f"{jobs_file.stem}-outputs"
-    jobs = read_jobs(jobs_file, output_dir, defaults)
+    jobs = read_jobs(jobs_file, output_dir, job_options(args))
     records = Records(output_dir / RECORDS_FILE)
     todo = probe_inputs([job for job in jobs if not records.is_done(job)])
     refuse_bad_rows(jobs_file, todo)  # a finished row whose inputs are gone since is not in the way

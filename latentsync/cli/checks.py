@@ -7,11 +7,13 @@ would work; callers outside the command line (the server's JSON fields) pass the
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -63,6 +65,11 @@ def check_settings(values: Mapping[str, float | None], label: Callable[[str], st
             LIMITS[name].check(name, float(value), label)
     if values.get("face_index") is not None and values.get("face_at") is not None:
         raise InvalidArgumentError(f"{label('face_index')} and {label('face_at')}: give one of them, not both")
+
+
+def parsed_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings `check_settings` looks at, as the command line parsed them (None where a command has none)."""
+    return {name: getattr(args, name, None) for name in (*LIMITS, "face_index", "face_at")}
 
 
 @dataclass(frozen=True)

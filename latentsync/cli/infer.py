@@ -9,17 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from latentsync.cli.checks import FPS, AudioCheck, VideoCheck, check_inputs
+from latentsync.cli.checks import FPS, AudioCheck, VideoCheck, check_inputs, parsed_settings
 from latentsync.cli.options import add_job_options, add_model_options, job_options, load_pipeline
 
 logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = {
-        name: getattr(args, name) for name in ("steps", "guidance_scale", "batch_frames", "face_index", "face_at")
-    }
-    video, audio = check_inputs(args.video, args.audio, args.output, settings)
+    video, audio = check_inputs(args.video, args.audio, args.output, parsed_settings(args))
     describe_inputs(video, audio)
     pipeline = load_pipeline(args)
     result = pipeline(

@@ -101,5 +101,5 @@ def test_configs_paths_resolve_to_the_packaged_copy_outside_a_clone(tmp_path, mo
     assert config_file("configs/unet/stage2.yaml") == Path("configs/unet/stage2.yaml")
     assert load_config("configs/unet/stage2.yaml").data.batch_size == 3
     assert config_file("unet/stage2.yaml") == Path("unet/stage2.yaml")  # only the clone's own spelling
-    with pytest.raises(ConfigError, match="not found: configs/unet/stage9.yaml"):
+    with pytest.raises(ConfigError, match=r"not found: configs/unet/stage9.yaml \(the packaged ones: .*unet/stage2"):
         load_config("configs/unet/stage9.yaml")

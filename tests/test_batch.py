@@ -15,7 +15,18 @@ import pytest
 
 from latentsync import cli
 from latentsync.audio import load_audio
-from latentsync.batch import RECORDS_FILE, JobsFileError, ModelSpec, Records, read_jobs, run_in_process, run_processes
+from latentsync.batch import (
+    RECORDS_FILE,
+    JobRecord,
+    JobsFileError,
+    ModelSpec,
+    Records,
+    probe_inputs,
+    read_jobs,
+    run_in_process,
+    run_processes,
+)
+from latentsync.cli.options import job_options
 from latentsync.media import VideoWriter, probe
 from latentsync.testing import ASSETS, decode_frames, write_tiny_models, write_wav
 
@@ -106,7 +117,7 @@ def test_json_lines_rows_need_the_right_types_and_relative_paths_follow_the_jobs
     parsed = read_jobs(jobs, tmp_path / "out", DEFAULTS)
     assert parsed[0].video == str(tmp_path / "clip.mp4") and parsed[0].problem is None
     assert parsed[0].options["steps"] == 2 and parsed[0].options["face_at"] == (5.0, 6.0)
-    problems = [job.problem for job in parsed[1:]]
+    problems = [job.problem for job in probe_inputs(parsed)[1:]]
     assert problems[0] == "steps: True is not a whole number"
     assert problems[1] == "steps: '3' is not a whole number"
     assert problems[2] == "give face_index or face_at, not both"
@@ -133,22 +144,71 @@ def test_a_broken_jobs_file_stops_before_any_model_loads(tmp_path, capsys, name,
     assert words in capsys.readouterr().err
 
 
+def test_batch_and_serve_take_the_same_url_fetch_options(capsys) -> None:
+    fetch = ["--max-download-mb", "5", "--download-timeout", "9", "--allow-url-network", "10.0.0.0/8"]
+    for command in (["batch", "jobs.csv"], ["serve"]):
+        args = cli.build_parser().parse_args([*command, *fetch])
+        assert (args.max_download_mb, args.download_timeout) == (5, 9)
+        assert [str(n) for n in args.allow_url_network] == ["10.0.0.0/8"]
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["batch", "jobs.csv", "--allow-url-network", "the intranet"])
+    assert "expected a network such as 10.0.0.0/8" in capsys.readouterr().err
+
+
+def test_rows_that_cannot_run_are_all_refused_before_any_model_loads(media, tmp_path, monkeypatch, capsys) -> None:
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(media["demo1"].read_bytes())
+    (folder / "broken.mp4").write_bytes(media["demo1"].read_bytes()[:600])  # a download cut short
+    jobs = folder / "jobs.csv"
+    rows = [
+        f"clip.mp4,{media['speech']},good.mp4,",  # relative to the jobs file, not to the working folder
+        f"missing.mp4,{media['speech']},missing.mp4,",
+        f"broken.mp4,{media['speech']},broken.mp4,",
+        f"clip.mp4,{media['wall']},silent.mp4,",  # a video without sound as the speech
+        f"clip.mp4,{media['speech']},steps.mp4,0",
+    ]
+    jobs.write_text("video,audio,output,steps\n" + "\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert cli.main(["batch", str(jobs), "--output-dir", str(out), "--no-download", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "4 row(s) cannot run; nothing was run" in err and "line 2:" not in err
+    listed = dict(line.strip().split(": ", 1) for line in err.splitlines() if line.startswith("  line "))
+    assert "missing.mp4: no such file" in listed["line 3"]
+    assert "broken.mp4: not a media file FFmpeg can read" in listed["line 4"]
+    assert "has no audio stream" in listed["line 5"]
+    assert listed["line 6"].startswith("steps 0: must be at least 1")
+    assert not out.exists()
+    assert cli.main(["batch", str(jobs), "--output-dir", str(out), "--no-download", "--steps", "0"]) == 2
+    assert "--steps 0: must be at least 1" in capsys.readouterr().err  # a default from the command line is named so
+
+    # A finished row whose inputs are gone since is skipped, not refused.
+    done = folder / "done.csv"
+    done.write_text(f"video,audio,output\nmissing.mp4,{media['speech']},missing.mp4\n")
+    (job,) = read_jobs(done, out, job_options(cli.build_parser().parse_args(["batch", str(done)])))
+    out.mkdir()
+    (out / "missing.mp4").write_bytes(b"made earlier")
+    Records(out / RECORDS_FILE).add(JobRecord(job.key, "done", job.fingerprint))
+    assert cli.main(["batch", str(done), "--output-dir", str(out), "--no-download", "--quiet", "--json"]) == 0
+    assert summary(capsys)["skipped"] == 1
+
+
 # -- running ------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_failing_jobs_are_recorded_and_a_rerun_skips_what_is_done(tiny, media, file_server, tmp_path, capsys) -> None:
     jobs = tmp_path / "jobs.csv"
     rows = [
         f"{media['demo1']},{file_server}/speech.wav,good.mp4",  # the audio fetched from a URL
-        f"{media['wall']},{media['speech']},wall.mp4",  # no face
-        f"{tmp_path / 'missing.mp4'},{media['speech']},missing.mp4",
+        f"{media['wall']},{media['speech']},wall.mp4",  # no face: only running shows it
     ]
     jobs.write_text("video,audio,output\n" + "\n".join(rows) + "\n")
     out = tmp_path / "out"
     assert batch(tiny, jobs, out, "--allow-url-network", "127.0.0.1/32") == 1
     first = summary(capsys)
-    assert (first["done"], first["failed"], first["skipped"]) == (1, 2, 0)
+    assert (first["done"], first["failed"], first["skipped"]) == (1, 1, 0)
     reasons = {Path(f["output"]).name: f["reason"] for f in first["failures"]}
-    assert "no face" in reasons["wall.mp4"] and "no such file" in reasons["missing.mp4"]
+    assert "no face" in reasons["wall.mp4"]
     assert first["seconds_per_output_second"] > 0
     good = out / "good.mp4"
     info = probe(good)
@@ -158,7 +218,7 @@ def test_failing_jobs_are_recorded_and_a_rerun_skips_what_is_done(tiny, media, f
 
     assert batch(tiny, jobs, out, "--allow-url-network", "127.0.0.1/32") == 1  # failures are tried again
     second = summary(capsys)
-    assert (second["done"], second["failed"], second["skipped"]) == (0, 2, 1)
+    assert (second["done"], second["failed"], second["skipped"]) == (0, 1, 1)
     assert good.stat().st_mtime_ns == stamp
 
     jobs.write_text("video,audio,output\n" + rows[0] + "\n")  # without the allowance the URL is refused

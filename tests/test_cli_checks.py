@@ -4,6 +4,7 @@ given up at once offline; the same seed the same video; and only the lines a use
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -121,6 +122,31 @@ def test_bad_input_is_refused_before_any_model_loads(media, tmp_path, capsys, no
     assert time.monotonic() - started < 10
     assert media["clip"].read_bytes() == before
     assert not list(tmp_path.glob("**/.*partial*"))
+
+
+def test_help_names_every_subcommand_in_one_line_and_each_says_what_it_does() -> None:
+    parser = cli.build_parser()
+    (sub,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    summaries = {action.dest: action.help for action in sub._choices_actions}
+    readme = (REPO / "README.md").read_text()
+    assert summaries.keys() == sub.choices.keys() and len(summaries) >= 8
+    for name, summary in summaries.items():
+        assert summary and "\n" not in summary and len(summary) < 80, name  # one line in `latentsync --help`
+        assert sub.choices[name].description, f"`latentsync {name} --help` does not say what it does"
+        assert f"latentsync {name} " in readme, f"README does not show `latentsync {name}`"
+
+
+@pytest.mark.parametrize("name", ["demo2_audio.wav", "demo3_video.mp4"])
+def test_the_audio_check_states_what_the_file_holds(name) -> None:
+    import av
+
+    from latentsync.cli.checks import check_audio
+
+    with av.open(str(ASSETS / name)) as container:
+        samples = sum(frame.samples for frame in container.decode(audio=0))
+        rate = container.streams.audio[0].sample_rate
+    checked = check_audio(ASSETS / name)
+    assert checked.sample_rate == rate and checked.duration == pytest.approx(samples / rate, abs=0.05)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -22,6 +22,7 @@ def test_make_tiny_models_then_inspect_checkpoint(tmp_path) -> None:
     ckpt, config = tmp_path / "unet_tiny.pt", tmp_path / "unet_tiny.yaml"
     assert ckpt.is_file() and config.is_file() and (tmp_path / "vae" / "config.json").is_file()
     assert "latentsync infer --video" in made.stdout and f"--unet-checkpoint {ckpt}" in made.stdout  # what to run next
+    assert "--steps 1 " in made.stdout  # a plumbing check that takes seconds, not minutes, on a CPU
 
     fits = run("scripts/inspect_checkpoint.py", str(ckpt), "--config", str(config))
     assert fits.returncode == 0 and "all keys matched" in fits.stdout

@@ -113,6 +113,23 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path) -> None:
         UNet3DConditionModel.from_pretrained(tiny_config(), bad)
 
 
+@pytest.mark.parametrize(
+    "what", ["checkpoint", "weight file", "whisper checkpoint"], ids=["unet", "auxiliary", "whisper"]
+)
+def test_every_weight_reader_names_a_missing_or_corrupt_file(tmp_path, what: str) -> None:
+    from latentsync.audio import AudioEncoder
+    from latentsync.models.auxiliary.files import read_state_dict
+    from latentsync.models.loading import read_checkpoint
+
+    read = {"checkpoint": read_checkpoint, "weight file": read_state_dict, "whisper checkpoint": AudioEncoder}[what]
+    with pytest.raises(CheckpointError, match=f"^{what} not found: .*nope.pt$"):
+        read(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=f"^cannot read {what} .*bad.pt: "):
+        read(bad)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_forward_runs_close_to_fp32(dtype: torch.dtype) -> None:
     model = randomize(UNet3DConditionModel.from_config(tiny_config())).eval()

@@ -22,7 +22,7 @@ from latentsync.audio.decode import SAMPLE_RATE, AudioError, load_audio
 from latentsync.audio.mel import log_mel
 from latentsync.audio.stream import AudioFeatureStream
 from latentsync.audio.windows import WindowMode
-from latentsync.models.loading import CheckpointError, load_into
+from latentsync.models.loading import CheckpointError, load_into, load_weights_file
 
 MIN_SAMPLES = 2 * HOP_LENGTH  # two mel frames make one feature row
 
@@ -125,12 +125,7 @@ def _waveform(audio: str | Path | np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def _read_whisper_checkpoint(path: Path) -> tuple[ModelDimensions, dict[str, torch.Tensor]]:
     """The model dimensions and the `encoder.*` weights (prefix removed) of an openai-whisper file."""
-    if not path.is_file():
-        raise CheckpointError(f"whisper checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"cannot read whisper checkpoint {path}: {exc}") from exc
+    ckpt = load_weights_file(path, "whisper checkpoint")
     if not isinstance(ckpt, dict) or not {"dims", "model_state_dict"} <= ckpt.keys():
         raise CheckpointError(f"{path} is not an openai-whisper checkpoint (needs 'dims' and 'model_state_dict')")
     try:

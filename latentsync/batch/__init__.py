@@ -2,7 +2,7 @@
 them (this process, one worker process per device, or Ray actors)."""
 
 from .execute import ModelSpec, run_job
-from .jobs import Job, JobsFileError, read_jobs
+from .jobs import Job, JobsFileError, probe_inputs, read_jobs, refuse_bad_rows
 from .pool import BatchError, run_in_process, run_processes
 from .records import RECORDS_FILE, JobRecord, Records
 from .summary import BatchSummary
@@ -16,7 +16,9 @@ __all__ = [
     "JobsFileError",
     "ModelSpec",
     "Records",
+    "probe_inputs",
     "read_jobs",
+    "refuse_bad_rows",
     "run_in_process",
     "run_job",
     "run_processes",

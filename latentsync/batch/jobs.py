@@ -1,8 +1,9 @@
 """The jobs file: one lip-sync job per CSV row or JSON line, with the command line's settings as defaults.
 
 A file-wide mistake (unknown format or column, two rows writing the same output) stops the batch before any model
-loads. A row that cannot run (a missing file, a setting of the wrong type) becomes a job that fails with that reason,
-so the other rows still run.
+loads. A row that cannot run (a setting of the wrong type or out of range, an input that is missing, unreadable or
+lacks its stream) is a job with a `problem`; `refuse_bad_rows` lists every such row at once, before any model loads,
+with the same input checks and words as `infer`. What only running shows (a URL that fails, no face) fails its job.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import argparse
 import csv
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from latentsync.cli.options import OUTPUT_SUFFIXES, point
+from latentsync.cli.checks import LIMITS, OUTPUT_SUFFIXES, check_audio, check_settings, check_video
+from latentsync.cli.options import point
 from latentsync.errors import LatentSyncError
 from latentsync.media.sync import SYNC_MODES
 
@@ -137,18 +140,16 @@ def _job(
     problem = row.get("_problem") or check_row(row)
     if problem is None:
         try:
-            options.update({name: _value(name, row[name], text_cells) for name in ROW_OPTIONS if name in row})
-        except ValueError as exc:
+            given = {name: _value(name, row[name], text_cells) for name in ROW_OPTIONS if name in row}
+            check_settings({name: value for name, value in given.items() if name in LIMITS}, label=str)
+            options.update(given)
+        except (ValueError, LatentSyncError) as exc:
             problem = str(exc)
     if "face_index" in row and "face_at" in row:
         problem = problem or "give face_index or face_at, not both"
     elif "face_index" in row or "face_at" in row:  # a row's choice of face replaces the command line's
         options["face_at" if "face_index" in row else "face_index"] = None
-    inputs = {"video": _input(video, base), "audio": _input(audio, base)}
-    for column, where in inputs.items():
-        if problem is None and not is_url(where) and not Path(where).is_file():
-            problem = f"{column} {where}: no such file"
-    return Job(line, inputs["video"], inputs["audio"], output, options, problem)
+    return Job(line, _input(video, base), _input(audio, base), output, options, problem)
 
 
 def _input(text: str, base: Path) -> str:
@@ -194,11 +195,7 @@ def _kind_name(name: str) -> str:
 
 
 def check_row(row: dict[str, Any]) -> str | None:
-    """Why a row cannot run, checked before any model loads (None when it looks runnable).
-
-    TODO(lead): when the shared input checks land (latentsync/cli/checks.py), call them here for the local files
-    and the output name, so that `infer` and `batch` refuse the same things in the same words.
-    """
+    """Why a row cannot run, from its text alone (None when it looks runnable); `probe_inputs` opens the files."""
     for column in ("video", "audio"):
         text = str(row.get(column, ""))
         if not text:
@@ -217,6 +214,42 @@ def check_row(row: dict[str, Any]) -> str | None:
     if mode is not None and mode not in SYNC_MODES:
         return f"sync_mode {mode!r}: choose one of {', '.join(SYNC_MODES)}"
     return None
+
+
+def probe_inputs(jobs: Sequence[Job]) -> list[Job]:
+    """`jobs`, each local input opened as `infer` opens it (exists, is media, has the stream it is used for); a
+    failing one becomes the job's `problem`. URLs are checked when their job fetches them. A file that several
+    rows use is opened once."""
+    checks = {"video": check_video, "audio": check_audio}
+    found: dict[tuple[str, str], str | None] = {}
+
+    def problem(column: str, where: str) -> str | None:
+        if (column, where) not in found:
+            try:
+                checks[column](where, label=column)
+                found[column, where] = None
+            except LatentSyncError as exc:
+                found[column, where] = str(exc)
+        return found[column, where]
+
+    probed = []
+    for job in jobs:
+        if job.problem is None:
+            inputs = (("video", job.video), ("audio", job.audio))
+            why = next((p for column, where in inputs if not is_url(where) and (p := problem(column, where))), None)
+            job = replace(job, problem=why)
+        probed.append(job)
+    return probed
+
+
+def refuse_bad_rows(path: str | Path, jobs: Sequence[Job]) -> None:
+    """Stop the batch, listing every row with a `problem` and its line, so that one edit of the file fixes all."""
+    bad = [job for job in jobs if job.problem is not None]
+    if bad:
+        rows = "\n".join(f"  line {job.line}: {job.problem}" for job in bad)
+        raise JobsFileError(
+            f"{path}: {len(bad)} row(s) cannot run; nothing was run. Fix them (or remove them) and run again:\n{rows}"
+        )
 
 
 def _refuse_clashing_outputs(path: Path, jobs: list[Job]) -> None:

@@ -7,8 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from latentsync.cli.options import add_job_options, add_model_options, job_options
-from latentsync.cli.serve import network
+from latentsync.cli.options import add_fetch_options, add_job_options, add_model_options, job_options
 from latentsync.errors import LatentSyncError
 
 
@@ -24,14 +23,26 @@ def devices(text: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from latentsync.batch import RECORDS_FILE, BatchSummary, JobRecord, ModelSpec, Records, read_jobs
+    from latentsync.batch import (
+        RECORDS_FILE,
+        BatchSummary,
+        JobRecord,
+        ModelSpec,
+        Records,
+        probe_inputs,
+        read_jobs,
+        refuse_bad_rows,
+    )
     from latentsync.batch.pool import run_in_process, run_processes
+    from latentsync.cli.checks import check_settings, parsed_settings
 
+    check_settings(parsed_settings(args))
     jobs_file = Path(args.jobs)
     output_dir = Path(args.output_dir) if args.output_dir else jobs_file.parent / f"{jobs_file.stem}-outputs"
     jobs = read_jobs(jobs_file, output_dir, job_options(args))
     records = Records(output_dir / RECORDS_FILE)
-    todo = [job for job in jobs if not records.is_done(job)]
+    todo = probe_inputs([job for job in jobs if not records.is_done(job)])
+    refuse_bad_rows(jobs_file, todo)  # a finished row whose inputs are gone since is not in the way
     skipped = [job.key for job in jobs if records.is_done(job)]
     ran: list[JobRecord] = []
     started = time.perf_counter()
@@ -43,21 +54,17 @@ def run(args: argparse.Namespace) -> int:
             bar.update()
             bar.set_postfix(failed=sum(r.status != "done" for r in ran))
 
-        for job in todo:
-            if job.problem is not None:  # refused before any model loads
-                on_record(JobRecord.failed(job, job.problem))
-        runnable = [job for job in todo if job.problem is None]
-        if runnable:
+        if todo:
             spec, policy = ModelSpec.from_args(args), fetch_policy(args)
             if args.ray is not None:
                 from latentsync.batch.ray_backend import run_ray
 
                 address = None if args.ray == "local" else args.ray
-                run_ray(runnable, spec, address, args.devices, policy, on_record, args.ray_return_outputs)
+                run_ray(todo, spec, address, args.devices, policy, on_record, args.ray_return_outputs)
             elif args.devices and len(args.devices) > 1:
-                run_processes(runnable, spec, args.devices, policy, on_record)
+                run_processes(todo, spec, args.devices, policy, on_record)
             else:
-                run_in_process(runnable, spec, args.devices[0] if args.devices else args.device, policy, on_record)
+                run_in_process(todo, spec, args.devices[0] if args.devices else args.device, policy, on_record)
     summary = BatchSummary(ran, skipped, time.perf_counter() - started)
     print(json.dumps(summary.as_dict(), indent=2) if args.json else summary.table())
     return 1 if summary.failed else 0
@@ -110,20 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     bat.add_argument("--json", action="store_true", help="print the summary as JSON")
     bat.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    bat.add_argument(
-        "--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)"
-    )
-    bat.add_argument(
-        "--download-timeout", type=float, default=120, help="seconds allowed for fetching one input URL (default 120)"
-    )
-    bat.add_argument(
-        "--allow-url-network",
-        type=network,
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="let input URLs point into this loopback/private network (repeatable; refused by default)",
-    )
+    add_fetch_options(bat, timeout_for="one input URL")
     add_job_options(bat)
     add_model_options(bat)
     bat.set_defaults(run=run)

@@ -7,16 +7,18 @@ would work; callers outside the command line (the server's JSON fields) pass the
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 
 from latentsync.errors import InvalidArgumentError, LatentSyncError
-from latentsync.media import MediaError, Timeline, VideoInfo, probe
+from latentsync.media import MediaError, Timeline, VideoInfo, probe, stated_duration
 
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 FPS = 25  # the models' frame rate (pipelines.lipsync.FPS, not imported here: that would load torch)
@@ -63,6 +65,11 @@ def check_settings(values: Mapping[str, float | None], label: Callable[[str], st
             LIMITS[name].check(name, float(value), label)
     if values.get("face_index") is not None and values.get("face_at") is not None:
         raise InvalidArgumentError(f"{label('face_index')} and {label('face_at')}: give one of them, not both")
+
+
+def parsed_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings `check_settings` looks at, as the command line parsed them (None where a command has none)."""
+    return {name: getattr(args, name, None) for name in (*LIMITS, "face_index", "face_at")}
 
 
 @dataclass(frozen=True)
@@ -150,12 +157,8 @@ def check_audio(path: str | Path, label: str = "--audio") -> AudioCheck:
             stream = container.streams.audio[0]
             if not any(frame.samples for frame in container.decode(stream)):
                 raise MediaError(f"{label} {path}: the audio stream holds no samples; give {what}")
-            duration = None
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
-            return AudioCheck(path, stream.codec_context.channels, stream.codec_context.sample_rate, duration)
+            channels, rate = stream.codec_context.channels, stream.codec_context.sample_rate
+            return AudioCheck(path, channels, rate, stated_duration(container, stream))
     except av.error.FFmpegError as error:
         raise MediaError(f"{label} {path}: audio decoding failed ({error}); give {what}") from error
 

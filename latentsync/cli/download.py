@@ -15,7 +15,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    dl = sub.add_parser("download", help="fetch the official weights from the Hugging Face hub")
+    dl = sub.add_parser(
+        "download",
+        help="fetch the official weights from the Hugging Face hub",
+        description="Fetch the official weights of a release (U-Net, Whisper and the SD VAE, about 5 GB) ahead of "
+        "time; `infer` fetches what it lacks on its first run. Files already there are kept, interrupted ones resume.",
+    )
     add_model_version(dl)
     dl.add_argument(
         "--dir", default=None, help="checkpoints folder (default: ./checkpoints or $LATENTSYNC_CHECKPOINTS)"

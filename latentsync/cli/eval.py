@@ -248,7 +248,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from latentsync.eval.finders import FINDERS
     from latentsync.faces.landmarks import BACKENDS
 
-    ev = sub.add_parser("eval", help="score videos with the metrics lip-sync papers report")
+    text = "score videos with the metrics lip-sync papers report"
+    ev = sub.add_parser("eval", help=text, description=text)
     metrics = ev.add_subparsers(dest="metric", required=True, metavar="METRIC")
 
     sync = metrics.add_parser("sync", help="LSE-C / LSE-D (SyncNet confidence and distance) and the AV offset")

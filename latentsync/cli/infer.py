@@ -9,17 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from latentsync.cli.checks import FPS, AudioCheck, VideoCheck, check_inputs
+from latentsync.cli.checks import FPS, AudioCheck, VideoCheck, check_inputs, parsed_settings
 from latentsync.cli.options import add_job_options, add_model_options, job_options, load_pipeline
 
 logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = {
-        name: getattr(args, name) for name in ("steps", "guidance_scale", "batch_frames", "face_index", "face_at")
-    }
-    video, audio = check_inputs(args.video, args.audio, args.output, settings)
+    video, audio = check_inputs(args.video, args.audio, args.output, parsed_settings(args))
     describe_inputs(video, audio)
     pipeline = load_pipeline(args)
     result = pipeline(
@@ -77,10 +74,13 @@ def notes(video: VideoCheck, audio: AudioCheck, frames: int) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    inf = sub.add_parser("infer", help="lip-sync a video to an audio track")
+    text = "lip-sync a video to an audio track"
+    inf = sub.add_parser("infer", help=text, description=text)
     inf.add_argument("--video", required=True, help="input talking-head video (any format and frame rate)")
     inf.add_argument("--audio", required=True, help="speech: any audio file, or a video whose sound to use")
-    inf.add_argument("--output", required=True, help="output .mp4 (written only when complete; not one of the inputs)")
+    inf.add_argument(
+        "--output", required=True, help="output .mp4, .mov, .m4v or .mkv (written only when complete; not an input)"
+    )
     add_job_options(inf)
     inf.add_argument("-q", "--quiet", action="store_true", help="no progress bars, summary or INFO lines")
     inf.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
@@ -12,8 +13,6 @@ from latentsync.config.defaults import INFERENCE
 from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
 from latentsync.media.sync import SYNC_MODES
 
-# Containers the output video may be written in (H.264 + AAC).
-OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 # The per-video settings `infer` takes as options and `batch` as defaults that a jobs-file row may override.
 JOB_OPTIONS = (
     "steps",
@@ -166,6 +165,32 @@ def job_options(args: argparse.Namespace, resolve_speaker: bool = False) -> dict
 
         options["face_chooser"] = speaker_chooser(args.version, args.checkpoints)
     return options
+
+
+def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a network such as 10.0.0.0/8 or ::1, got {text!r}") from None
+
+
+def add_fetch_options(parser: argparse.ArgumentParser, timeout_for: str) -> None:
+    """How input URLs are fetched (the server's guarded fetcher); `serve` and `batch` share them."""
+    parser.add_argument(
+        "--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)"
+    )
+    parser.add_argument(
+        "--download-timeout", type=float, default=120, help=f"seconds allowed for fetching {timeout_for} (default 120)"
+    )
+    parser.add_argument(
+        "--allow-url-network",
+        type=network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let input URLs point into this loopback/private/link-local network (repeatable); "
+        "by default such addresses are refused",
+    )
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

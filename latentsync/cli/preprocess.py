@@ -68,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre = sub.add_parser(
         "preprocess",
         help="turn raw talking videos into aligned training clips (resumable)",
+        description="turn raw talking videos into aligned training clips (resumable)",
         usage="latentsync preprocess RAW_DIR OUT_DIR [options] | latentsync preprocess --report OUT_DIR",
     )
     pre.add_argument("paths", nargs="+", metavar="RAW_DIR OUT_DIR", help="raw videos (only read) and the output folder")
@@ -100,6 +101,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--quality-min", type=float, default=40.0, help="lowest HyperIQA score kept, 0-100 (default 40)")
     pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     pre.set_defaults(run=run)
-    files = sub.add_parser("fileslist", help="print the training file list of a preprocessed folder")
-    files.add_argument("out_dir", metavar="OUT_DIR")
+    files = sub.add_parser(
+        "fileslist",
+        help="print the training file list of a preprocessed folder",
+        description="Print the kept clips of a preprocessed folder, one absolute path a line: the file that "
+        "data.train_fileslist of a training config names (latentsync fileslist OUT_DIR > list.txt).",
+    )
+    files.add_argument("out_dir", metavar="OUT_DIR", help="the output folder of `latentsync preprocess`")
     files.set_defaults(run=run_fileslist)

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 from pathlib import Path
 
-from latentsync.cli.options import add_model_options, load_pipeline
+from latentsync.cli.options import add_fetch_options, add_model_options, load_pipeline
 from latentsync.errors import LatentSyncError
-
-
-def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a network such as 10.0.0.0/8 or ::1, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    srv = sub.add_parser("serve", help="run the lip-sync HTTP API (hosted-service shapes) and its web page")
+    text = "run the lip-sync HTTP API (hosted-service shapes) and its web page"
+    srv = sub.add_parser("serve", help=text, description=text)
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     srv.add_argument(
@@ -64,24 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-duration", type=float, default=600, help="longest accepted video or audio, seconds (default 600)"
     )
     srv.add_argument("--max-upload-mb", type=float, default=500, help="largest accepted upload (default 500 MB)")
-    srv.add_argument(
-        "--max-download-mb", type=float, default=500, help="largest input fetched from a URL (default 500 MB)"
-    )
-    srv.add_argument(
-        "--download-timeout",
-        type=float,
-        default=120,
-        help="seconds allowed for fetching one job's input URLs (default 120)",
-    )
-    srv.add_argument(
-        "--allow-url-network",
-        type=network,
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="let input URLs point into this loopback/private/link-local network (repeatable); "
-        "by default such addresses are refused",
-    )
+    add_fetch_options(srv, timeout_for="one job's input URLs")
     srv.add_argument(
         "--devices",
         default=None,

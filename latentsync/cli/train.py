@@ -55,7 +55,8 @@ def _cache(args: argparse.Namespace, cfg, kind: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="train the U-Net or SyncNet (also under torchrun), or fill the caches")
+    text = "train the U-Net or SyncNet (also under torchrun), or fill the caches"
+    train = sub.add_parser("train", help=text, description=text)
     kinds = train.add_subparsers(dest="what", required=True, metavar="unet|syncnet|cache")
     helps = {
         "unet": "train the U-Net (stage 1 or 2) from an official U-Net config",

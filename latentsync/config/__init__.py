@@ -56,9 +56,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     (`cfg.model.block_out_channels`, `cfg.data.resolution`, ...) and refuses assignments of unknown keys or
     wrong types.
     """
-    path = Path(path)
+    path = config_file(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        packaged = f" (the packaged ones: configs/{', configs/'.join(packaged_configs())})" if _in_configs(path) else ""
+        raise ConfigError(f"config file not found: {path}{packaged}")
     try:
         raw: Any = OmegaConf.load(path)
     except Exception as exc:  # noqa: BLE001  yaml scanner/parser errors of any kind
@@ -111,9 +112,31 @@ def bundled_config(name: str) -> Path:
     """Path of a config shipped with the package, e.g. `unet/stage2_512.yaml` or `scheduler_config.json`."""
     path = CONFIG_DIR / name
     if not path.is_file():
-        available = sorted(str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.rglob("*") if p.is_file())
-        raise ConfigError(f"no bundled config {name!r}; available: {', '.join(available)}")
+        raise ConfigError(f"no bundled config {name!r}; available: {', '.join(packaged_configs())}")
     return path
+
+
+def packaged_configs() -> list[str]:
+    """The configs shipped with the package, relative to its configs/ (`unet/stage2.yaml`, ...)."""
+    return sorted(str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.rglob("*") if p.is_file())
+
+
+def _in_configs(path: Path) -> bool:
+    """Whether `path` is written as in a clone, relative and under `configs/`."""
+    return not path.is_absolute() and len(path.parts) > 1 and path.parts[0] == "configs"
+
+
+def config_file(path: str | Path) -> Path:
+    """`path`, or the packaged copy of an official config named as in a clone (`configs/unet/stage2.yaml`).
+
+    README's commands use the clone's `configs/` paths (a link to the package's copy); an installed package run
+    from any other folder finds the same files. A file that exists at `path` always wins.
+    """
+    path = Path(path)
+    if path.is_file() or not _in_configs(path):
+        return path
+    packaged = CONFIG_DIR.joinpath(*path.parts[1:])
+    return packaged if packaged.is_file() else path
 
 
 def to_dict(node: Any) -> Any:
@@ -148,8 +171,10 @@ __all__ = [
     "UNetFileConfig",
     "UNetRunConfig",
     "bundled_config",
+    "config_file",
     "load_config",
     "mask_variant",
+    "packaged_configs",
     "save_config",
     "structured",
     "to_dict",

@@ -2,7 +2,7 @@
 
 from .errors import MediaError
 from .frames import DecodeStats, FrameSource, Timeline
-from .probe import VideoInfo, media_duration, probe
+from .probe import VideoInfo, media_duration, probe, stated_duration
 from .reader import VideoReader
 from .retime import retime
 from .sync import SYNC_MODES, SyncError, SyncMode, SyncPlan, plan_sync
@@ -24,4 +24,5 @@ __all__ = [
     "plan_sync",
     "probe",
     "retime",
+    "stated_duration",
 ]

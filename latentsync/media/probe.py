@@ -89,6 +89,15 @@ def media_duration(path: str | Path) -> float:
         return max(stated, default=0.0)
 
 
+def stated_duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
+    """Seconds the file states for `stream`: its own duration, else the container's (None when neither is stated)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Read the stream headers and decode the first frame (to prove there is one and read its rotation)."""
     path = Path(path)
@@ -99,11 +108,8 @@ def probe(path: str | Path) -> VideoInfo:
         first = next(container.decode(stream), None)
         if first is None:
             raise MediaError(f"{path}: video stream has no decodable frames")
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
+        duration = stated_duration(container, stream)
+        if duration is None:
             raise MediaError(f"{path}: container states no duration")
         exact = stream.frames > 0
         rotation = quarter_turns(first.rotation) * 90

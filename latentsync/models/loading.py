@@ -56,15 +56,21 @@ class LoadReport:
         return "; ".join(parts) if parts else "all keys matched"
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Return (state_dict, extra entries) of an official `{"state_dict": ...}` file or a bare state dict."""
+def load_weights_file(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> Any:
+    """`torch.load` of a tensors-only file onto the CPU; a missing, corrupt or foreign file is a CheckpointError
+    naming `what`. `mmap` only for torch's zip format (older auxiliary files predate it)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Return (state_dict, extra entries) of an official `{"state_dict": ...}` file or a bare state dict."""
+    obj = load_weights_file(path, mmap=True)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
     if "state_dict" in obj:

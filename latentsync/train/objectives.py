@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from latentsync.audio import AudioEncoder
-from latentsync.config import load_config, to_dict
+from latentsync.config import config_file, load_config, to_dict
 from latentsync.diffusion import (
     add_noise,
     decode_latents,
@@ -122,7 +122,9 @@ def load_unet_training_models(cfg: DictConfig, device: str | torch.device) -> UN
 
     models = UNetTrainingModels(unet, vae, load_scheduler(), whisper)
     if cfg.model.add_audio_layer and cfg.run.use_syncnet:
-        sync_cfg = load_config(require_file(cfg.data.syncnet_config_path, "SyncNet config", "data.syncnet_config_path"))
+        sync_cfg = load_config(
+            require_file(config_file(cfg.data.syncnet_config_path), "SyncNet config", "data.syncnet_config_path")
+        )
         path = require_file(sync_cfg.ckpt.inference_ckpt_path, "SyncNet weights", "ckpt.inference_ckpt_path")
         syncnet = StableSyncNet.from_pretrained(to_dict(sync_cfg.model), path, device)
         for module in (syncnet.audio_encoder, syncnet.visual_encoder):

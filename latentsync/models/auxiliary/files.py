@@ -9,20 +9,14 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from latentsync.models.loading import CheckpointError, load_into
+from latentsync.models.loading import CheckpointError, load_into, load_weights_file
 
 M = TypeVar("M", bound=nn.Module)
 
 
 def read_state_dict(path: str | Path, prefixes: tuple[str, ...] = ("module.",)) -> dict[str, torch.Tensor]:
     """A bare state dict (legacy or zip format, tensors only) with any of `prefixes` stripped from its keys."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"weight file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"cannot read weight file {path}: {exc}") from exc
+    obj = load_weights_file(path, "weight file")
     if isinstance(obj, Mapping) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):

@@ -70,3 +70,13 @@ def test_the_walk_sees_relative_absolute_and_lazy_imports(tmp_path: Path) -> Non
     assert {"errors", "faces"} <= imported_parts(faces)
     assert "pipelines" in imported_parts(PACKAGE / "cli" / "options.py")  # inside a function
     assert "models" in imported_parts(PACKAGE / "pipelines" / "lipsync.py")
+
+
+def test_the_command_lines_parser_does_not_import_torch() -> None:
+    """`latentsync --help` and argument mistakes answer at once: torch loads only when a command runs."""
+    import subprocess
+    import sys
+
+    probe = "import sys; from latentsync.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "False"

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from latentsync.config.defaults import INFERENCE
+from latentsync.faces.landmarks import BACKENDS
 from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, checkpoint_paths, download
 from latentsync.media.sync import SYNC_MODES
 
@@ -215,7 +216,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--face-detector",
-        choices=["dlib", "face-alignment", "insightface"],
+        choices=list(BACKENDS),
         default="dlib",
         help="landmark backend (dlib's 68-point model is for non-commercial use only)",
     )

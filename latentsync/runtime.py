@@ -123,7 +123,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
     started_here = not ray.is_initialized()
     if started_here:
         local = address is None and not os.environ.get("RAY_ADDRESS")
-        options = {"include_dashboard": False} if local else {}  # a fresh local instance needs no dashboard
+        options: dict[str, Any] = {"include_dashboard": False} if local else {}  # a fresh local one: no dashboard
         ray.init(address=address, log_to_driver=False, configure_logging=False, **options)
     try:
         yield ray

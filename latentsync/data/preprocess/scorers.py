@@ -88,24 +88,25 @@ def serve(auxiliary: str, device: str, threads: int | None, clients: list[Connec
     logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s [scorer {device}] %(message)s")
     host = ScorerHost(auxiliary, device, threads)
     while True:
-        for connection in wait([control, *clients]):
-            if connection is control:
-                control.recv()
-                control.send(host.stats())
-                return
+        ready = wait([control, *clients])
+        if control in ready:
+            control.recv()
+            control.send(host.stats())
+            return
+        for connection in [client for client in clients if client in ready]:
             try:
-                name, clip = connection.recv()  # type: ignore[union-attr]
+                name, clip = connection.recv()
             except EOFError:
-                clients.remove(connection)  # type: ignore[arg-type]
+                clients.remove(connection)
                 continue
             try:
                 reply: tuple[str, Any] = ("scores", host.score(name, clip))
             except Exception as error:  # noqa: BLE001 - the worker records the clip's input as failed
                 reply = ("error", error)
             try:
-                connection.send(reply)  # type: ignore[union-attr]
-            except (pickle.PicklingError, TypeError, AttributeError):
-                connection.send(("error", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))  # type: ignore[union-attr]
+                connection.send(reply)
+            except (pickle.PicklingError, TypeError, AttributeError):  # an exception that does not pickle
+                connection.send(("error", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
 
 
 class LocalScorers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from test_hyperiqa import write_koniq
 
 from latentsync.data.preprocess import Settings, run_preprocess
 from latentsync.data.preprocess.runner import _dispatch
+from latentsync.data.preprocess.scorers import LocalScorers, PipeRoute
+from latentsync.models.loading import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 # Random weights score anything: keep every clip, so that both models see all three.
@@ -124,3 +127,20 @@ def test_ray_keeps_a_bounded_number_of_tasks_in_flight_each_with_the_least_busy_
     assert [r["input"] for r in records] == list(range(20))
     assert max(fake.in_flight) == 4
     assert routes[:4] == ["actor a", "actor b"] * 2 and routes.count("actor a") == routes.count("actor b") == 10
+
+
+@pytest.mark.slow
+def test_a_scorer_error_reaches_the_worker_as_itself_and_a_dead_scorer_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    (tmp_path / "koniq_pretrained.pkl").write_bytes(b"not a state dict")
+    scorers = LocalScorers(get_context("forkserver"), str(tmp_path), ["cpu"], workers=1)
+    try:
+        route = PipeRoute(scorers.connections[scorers.slots.get(timeout=10)])
+        with pytest.raises(CheckpointError, match="koniq_pretrained.pkl"):  # as when loaded in the worker itself
+            route("quality", tmp_path / "clip.mp4")
+        process, _ = scorers.scorers["cpu#0"]
+        process.kill()
+        process.join(timeout=30)
+        with pytest.raises(RuntimeError, match="the scoring process ended"):
+            route("quality", tmp_path / "clip.mp4")
+    finally:
+        assert scorers.close() == {}  # nothing to report from a dead scorer

@@ -105,7 +105,7 @@ def run_preprocess(
 
     The sync and quality models run in a scoring process per entry of `devices` (default: per visible GPU when
     `workers` > 1; on a machine without one each worker scores itself), or with Ray in an actor per GPU of the
-    cluster (else `scorers` CPU actors); see `scorers`.
+    cluster (else `scorers` CPU actors); see the `scorers` module.
     """
     raw, out = Path(raw_dir).resolve(), Path(out_dir).resolve()
     if not raw.is_dir():
@@ -123,16 +123,16 @@ def run_preprocess(
         known = manifest.load(out)
         inputs = [rel for rel in list_inputs(raw) if in_shard(rel, shard)]
         summary.inputs = len(inputs)
+        aux = str(auxiliary)
         jobs = [
-            Job(str(raw), str(out), rel, settings, str(auxiliary), known.get(rel))
+            Job(str(raw), str(out), rel, settings, aux, known.get(rel))
             for rel in inputs
-            if needs_work(known.get(rel), raw, rel, settings, str(auxiliary))
+            if needs_work(known.get(rel), raw, rel, settings, aux)
         ]
         summary.processed = len(jobs)
-        summary.skipped_stages = _warn_skipped(str(auxiliary)) if jobs else []
+        summary.skipped_stages = _warn_skipped(aux) if jobs else []
         writer = manifest.ManifestWriter(out / manifest.shard_name(shard))
         try:
-            aux = str(auxiliary)
             if use_ray:
                 results = _run_ray(jobs, ray_address, aux, scorers, summary)
             else:
@@ -156,7 +156,9 @@ def _run_local(
 ) -> Iterator[Record]:
     """Records in completion order: in this process with one worker, else in `workers` spawned processes, which send
     their clips to a scoring process per entry of `devices` when there are any (else each scores itself)."""
-    if not devices and (workers == 1 or len(jobs) <= 1):
+    if not jobs:
+        return
+    if not devices and (workers == 1 or len(jobs) == 1):
         yield from map(process_safely, jobs)
         return
     # Workers fork from a server process that imported the stages once (torch alone takes seconds to import), not

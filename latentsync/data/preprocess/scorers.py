@@ -12,6 +12,7 @@ A worker reaches its scorer through `stages.scoring.score_through`, so the stage
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 from collections.abc import Sequence
@@ -68,10 +69,10 @@ class PipeRoute:
         self.connection = connection
 
     def __call__(self, name: str, clip: Path) -> dict[str, Any]:
-        self.connection.send((name, str(clip)))
         try:
+            self.connection.send((name, str(clip)))
             kind, payload = self.connection.recv()
-        except EOFError:
+        except (EOFError, OSError):
             raise RuntimeError("the scoring process ended (see its error above); rerun to retry") from None
         if kind == "error":
             raise payload
@@ -90,8 +91,9 @@ def serve(auxiliary: str, device: str, threads: int | None, clients: list[Connec
     while True:
         ready = wait([control, *clients])
         if control in ready:
-            control.recv()
-            control.send(host.stats())
+            with contextlib.suppress(EOFError, OSError):  # EOF: the run was killed
+                control.recv()
+                control.send(host.stats())
             return
         for connection in [client for client in clients if client in ready]:
             try:

@@ -19,6 +19,7 @@ from test_hyperiqa import write_koniq
 from latentsync.data.preprocess import Settings, run_preprocess
 from latentsync.data.preprocess.runner import _dispatch
 from latentsync.data.preprocess.scorers import LocalScorers, PipeRoute
+from latentsync.data.preprocess.video import filters
 from latentsync.models.loading import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +72,17 @@ def with_workers(raw: Path, aligned: Path, aux: Path) -> list[dict]:
         for scores in (segment["sync"], segment["quality"]):
             scores.update({k: pytest.approx(v, abs=1e-4) for k, v in scores.items() if isinstance(v, float)})
     return lines
+
+
+@pytest.mark.slow
+def test_a_single_worker_loads_each_model_once_for_all_its_clips(
+    raw: Path, aligned: Path, aux: Path, with_workers: list[dict], tmp_path: Path
+) -> None:
+    out = shutil.copytree(aligned, tmp_path / "out")
+    before = [stage.loads for stage in filters(str(aux))]
+    assert run_preprocess(raw, out, LENIENT, aux, progress=False).scorers == {}  # in this process, as each worker
+    assert (before, [stage.loads for stage in filters(str(aux))]) == ([0, 0], [1, 1])
+    assert manifest_lines(out) == with_workers
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from latentsync.runtime import ray_session, visible_gpus
 from . import manifest
 from .lock import OutputLock
 from .manifest import Record
-from .scorers import STOP_SECONDS, LocalScorers, Stats
+from .scorers import STOP_SECONDS, LocalScorers, RayRoute, Stats, attach, process_with, start_actors
 from .settings import Settings
 from .video import PREPARE_STAGES, Job, filters, filters_fingerprint, process_safely
 
@@ -186,8 +186,6 @@ def _worker_init(slots: Any = None, connections: Sequence[Connection] = ()) -> N
 
     from latentsync.runtime import configure_threads
 
-    from .scorers import attach
-
     cv2.setNumThreads(1)
     configure_threads(1)
     if slots is not None:
@@ -199,8 +197,6 @@ def _run_ray(
 ) -> Iterator[Record]:
     """Each input a Ray task (on `address`, or a local instance), its clips scored by long-lived actors; records as
     tasks finish."""
-    from .scorers import process_with, start_actors
-
     if not jobs:
         return
     with ray_session(address) as ray:
@@ -208,9 +204,11 @@ def _run_ray(
         try:
             limit = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
             yield from _dispatch(ray, ray.remote(num_cpus=1)(process_with), jobs, actors, limit)
-            summary.scorers = {
-                name: ray.get(actor.stats.remote(), timeout=STOP_SECONDS) for name, actor in actors.items()
-            }
+            for name, actor in actors.items():
+                try:
+                    summary.scorers[name] = ray.get(actor.stats.remote(), timeout=STOP_SECONDS)
+                except ray.exceptions.RayError as error:  # the run is done; only its report misses this scorer
+                    log.warning("scoring actor %s did not report: %s", name, error)
         finally:
             for actor in actors.values():
                 ray.kill(actor)
@@ -219,8 +217,6 @@ def _run_ray(
 def _dispatch(ray: Any, task: Any, jobs: list[Job], actors: dict[str, Any], limit: int) -> Iterator[Record]:
     """Keep at most `limit` tasks in flight (a large folder is not submitted at once), each given the scoring actor
     with the fewest tasks; yield records as tasks finish."""
-    from .scorers import RayRoute
-
     waiting = deque(jobs)
     running: dict[Any, str | None] = {}
     busy = Counter(dict.fromkeys(actors, 0))

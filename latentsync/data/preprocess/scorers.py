@@ -171,9 +171,10 @@ class RayRoute:
 
 
 def start_actors(ray: Any, auxiliary: str, cpu_scorers: int) -> dict[str, Any]:
-    """A scoring actor per GPU of the cluster (each holding one), else `cpu_scorers` actors of one CPU each."""
+    """A scoring actor per GPU of the cluster (each holding one), else `cpu_scorers` actors of one CPU each. One that
+    dies (a lost node) is restarted and the clip it was scoring sent again (scoring has no side effects)."""
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    remote = ray.remote(ScorerHost)
+    remote = ray.remote(max_restarts=2, max_task_retries=2)(ScorerHost)
     actors = {}
     for index, device in enumerate(["cuda"] * gpus or ["cpu"] * cpu_scorers):
         resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": 1}

@@ -5,6 +5,10 @@ the input's record, appended as each finishes. An input whose record matches the
 and modification time is not dispatched at all, so a rerun does no finished work and an interrupted run (kill -9
 included) redoes at most the inputs that were in flight; their half-written outputs only ever existed under
 temporary names, which are removed at start.
+
+Where the sync and quality models run: in the worker itself (one process, or CPU-only workers), or in long-lived
+scorers that load them once per GPU (a scoring process per device, a Ray actor per GPU; see `scorers`). Either way
+the scores come back into the worker's record, so the manifest does not depend on it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""Where and how models run: device and precision choice, GPU out-of-memory messages, stage timing and the
-process's thread policy. Inference, training, data workers and benchmarks all take these from here.
+"""Where and how models run: device and precision choice, GPU out-of-memory messages, stage timing, the
+process's thread policy and the Ray connection. Inference, training, batch and data workers and benchmarks all take
+these from here.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -21,6 +23,11 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use (CUDA_VISIBLE_DEVICES is respected): cuda:0, cuda:1, ..."""
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 
 
 def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
@@ -96,3 +103,30 @@ def configure_threads(threads: int | None = None) -> int:
         raise InvalidArgumentError(f"threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
     return threads
+
+
+def cpu_threads(devices: Sequence[str]) -> int | None:
+    """Torch threads per CPU worker of `devices` (one worker each), so that CPU workers share the cores instead of
+    fighting over them; None when none is on the CPU."""
+    on_cpu = sum(device == "cpu" for device in devices)
+    return max(1, (os.cpu_count() or 1) // on_cpu) if on_cpu else None
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """The `ray` module, connected to the cluster at `address` (else RAY_ADDRESS, else a new local instance) unless
+    this process already is; disconnected at the end when it was connected here."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidArgumentError('--ray needs Ray: pip install "latentsync[cluster]"') from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        local = address is None and not os.environ.get("RAY_ADDRESS")
+        options: dict[str, Any] = {"include_dashboard": False} if local else {}  # a fresh local one: no dashboard
+        ray.init(address=address, log_to_driver=False, configure_logging=False, **options)
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()

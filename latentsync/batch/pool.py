@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
-import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING
 
 from latentsync.errors import LatentSyncError
+from latentsync.runtime import cpu_threads
 
 if TYPE_CHECKING:  # the server package imports FastAPI; batch needs its fetcher only for URLs
     from latentsync.server.fetch import FetchPolicy
@@ -42,12 +42,6 @@ def run_in_process(
     worker = device or "default"
     for job in jobs:
         on_record(run_job(pipeline, job, worker, policy)[0])
-
-
-def cpu_threads(devices: Sequence[str]) -> int | None:
-    """Torch threads per CPU worker, so that CPU workers share the cores instead of fighting over them."""
-    on_cpu = sum(device == "cpu" for device in devices)
-    return max(1, (os.cpu_count() or 1) // on_cpu) if on_cpu else None
 
 
 def run_processes(

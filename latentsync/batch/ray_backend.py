@@ -9,11 +9,10 @@ path, or with `return_outputs` sent back to the driver, which writes them (tempo
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from latentsync.errors import LatentSyncError
+from latentsync.runtime import ray_session
 
 if TYPE_CHECKING:  # the server package imports FastAPI; batch needs its fetcher only for URLs
     from latentsync.server.fetch import FetchPolicy
@@ -41,14 +40,6 @@ class PipelineActor:
         return run_job(self.pipeline, job, self.name, policy, return_output)
 
 
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise LatentSyncError("--ray needs Ray: pip install 'latentsync[cluster]'") from None
-    return ray
-
-
 def actor_devices(ray: Any, devices: Sequence[str] | None) -> list[str]:
     """One actor per GPU of the cluster, unless `devices` says what to start (e.g. cpu,cpu)."""
     if devices:
@@ -68,25 +59,18 @@ def run_ray(
     on_record: OnRecord,
     return_outputs: bool = False,
 ) -> None:
-    ray = _ray()
-    started_here = not ray.is_initialized()
-    if started_here:
-        local = address is None and not os.environ.get("RAY_ADDRESS")
-        options = {"include_dashboard": False} if local else {}  # a fresh local instance needs no dashboard
-        ray.init(address=address, log_to_driver=False, configure_logging=False, **options)
-    actors: dict[str, Any] = {}
-    try:
-        remote = ray.remote(PipelineActor)
-        for i, device in enumerate(actor_devices(ray, devices)):
-            name = f"ray-{device}#{i}"
-            resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": 1}
-            actors[name] = remote.options(**resources).remote(spec, device, name)
-        _dispatch(ray, jobs, actors, policy, on_record, return_outputs)
-    finally:
-        for actor in actors.values():
-            ray.kill(actor)
-        if started_here:
-            ray.shutdown()
+    with ray_session(address) as ray:
+        actors: dict[str, Any] = {}
+        try:
+            remote = ray.remote(PipelineActor)
+            for i, device in enumerate(actor_devices(ray, devices)):
+                name = f"ray-{device}#{i}"
+                resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": 1}
+                actors[name] = remote.options(**resources).remote(spec, device, name)
+            _dispatch(ray, jobs, actors, policy, on_record, return_outputs)
+        finally:
+            for actor in actors.values():
+                ray.kill(actor)
 
 
 def _dispatch(

@@ -7,17 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from latentsync.cli.options import add_fetch_options, add_job_options, add_model_options, job_options
+from latentsync.cli.options import add_fetch_options, add_job_options, add_model_options, devices, job_options
 from latentsync.errors import LatentSyncError
-
-
-def devices(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",")]
-    if not all(names):
-        raise argparse.ArgumentTypeError(
-            f"expected devices separated by commas (cuda:0,cuda:1 or cpu,cpu), got {text!r}"
-        )
-    return names
 
 
 def run(args: argparse.Namespace) -> int:

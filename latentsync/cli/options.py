@@ -40,6 +40,16 @@ def point(text: str) -> tuple[float, float]:
     return x, y
 
 
+def devices(text: str) -> list[str]:
+    """`--devices`: a comma-separated device list (one worker per entry, the same device may repeat)."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"expected devices separated by commas (cuda:0,cuda:1 or cpu,cpu), got {text!r}"
+        )
+    return names
+
+
 class DeprecatedAlias(argparse.Action):
     """An old spelling of an option: stores like the new one (`self.dest`) and says which one to use."""
 

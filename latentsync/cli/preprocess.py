@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from latentsync.cli.options import devices
 from latentsync.errors import InvalidArgumentError
 
 
@@ -39,8 +40,12 @@ def run(args: argparse.Namespace) -> int:
         ray_address=args.ray or None,
         use_ray=args.ray is not None,
         progress=not args.quiet,
+        devices=args.devices,
+        scorers=args.scorers,
     )
     if not args.quiet:
+        for name, stats in summary.scorers.items():
+            print(f"scorer {name}: " + ", ".join(f"{count} {what}" for what, count in stats.items()))
         print(
             f"{summary.inputs} inputs, {summary.processed} processed in this run, {summary.kept_clips} clips kept; "
             f"see `latentsync preprocess --report {args.paths[1]}`"
@@ -74,7 +79,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("paths", nargs="+", metavar="RAW_DIR OUT_DIR", help="raw videos (only read) and the output folder")
     pre.add_argument("--report", action="store_true", help="summarise OUT_DIR and write its contact_sheet.png")
     pre.add_argument("--resolution", type=int, choices=(256, 512), default=256, help="clip size R (default 256)")
-    pre.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    pre.add_argument("--workers", type=int, default=1, help="worker processes for stages 1-5 (default 1)")
+    pre.add_argument(
+        "--devices",
+        type=devices,
+        default=None,
+        metavar="LIST",
+        help="a scoring process (sync and quality models) per device, e.g. cuda:0,cuda:1; default: one per visible "
+        "GPU with --workers 2 or more, none on a machine without GPU (each worker scores its own clips)",
+    )
     pre.add_argument("--shard", default=None, metavar="I/N", help="process only shard I of N (e.g. a SLURM array task)")
     pre.add_argument(
         "--ray",
@@ -82,7 +95,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         const="",
         default=None,
         metavar="ADDRESS",
-        help="run each video as a Ray task, on the cluster at ADDRESS or a local instance",
+        help="run each video as a Ray task, on the cluster at ADDRESS (else RAY_ADDRESS, else a local instance); "
+        "the sync and quality models in an actor per GPU",
+    )
+    pre.add_argument(
+        "--scorers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --ray on a cluster without GPU: N scoring actors of one CPU each (default 1)",
     )
     pre.add_argument(
         "--checkpoints", default=None, help="checkpoints folder holding v1.6/auxiliary (sync and quality filters)"

@@ -39,8 +39,9 @@ def sampled_frames(clip: Path) -> np.ndarray:
 
 
 class QualityFilter(ScoringStage):
-    """Scores clips with HyperIQA, loading it once per process on first use."""
+    """Scores clips with HyperIQA."""
 
+    NAME = "quality"
     WEIGHTS = WEIGHTS
 
     def load(self, path: Path, device: str | None) -> Any:

@@ -33,8 +33,9 @@ def load_scorer(path: Path, device: str | None = None) -> Any:
 
 
 class SyncFilter(ScoringStage):
-    """Scores clips with SyncNet, loading it once per process on first use."""
+    """Scores clips with SyncNet."""
 
+    NAME = "sync"
     WEIGHTS = WEIGHTS
 
     def load(self, path: Path, device: str | None) -> Any:

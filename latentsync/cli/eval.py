@@ -82,13 +82,15 @@ def run_sync(args: argparse.Namespace) -> int:
 
 def run_fvd(args: argparse.Namespace) -> int:
     from latentsync.errors import LatentSyncError
-    from latentsync.eval.fvd import face_clip, fvd
+    from latentsync.eval.fvd import CROPS_NOTE, face_clip, fvd
     from latentsync.eval.lse import expand_videos
     from latentsync.faces import create_detector
     from latentsync.models.auxiliary.i3d import load_i3d
 
     model = load_i3d(auxiliary_file(args, "i3d_torchscript.pt"), args.device or "cpu")
     detector = create_detector(args.face_detector, device=args.device)
+    crops = CROPS_NOTE.format(name=args.face_detector)
+    logger.warning("FVD: %s", crops)
     videos: list[dict] = []
     clips: dict[str, list] = {"real": [], "fake": []}
     for side, folder in (("real", args.real), ("fake", args.fake)):
@@ -105,11 +107,13 @@ def run_fvd(args: argparse.Namespace) -> int:
         "videos": videos,
         "fvd": value,
         "input_range": input_range,
+        "face_crops": crops,
         "real": len(clips["real"]),
         "fake": len(clips["fake"]),
         "failed": sum(v["error"] is not None for v in videos),
     }
     text = f"FVD {value:.3f} from {result['real']} real and {result['fake']} generated clips; I3D input {input_range}"
+    text += f"; {crops}"
     if result["failed"]:
         text += f"; {result['failed']} videos skipped (see --json)"
     from latentsync.eval.report import html_page

@@ -32,22 +32,24 @@ DETECT_QSCALE = 2  # `-qscale:v 2` of the frame dump that S3FD and the crops rea
 CROP_FOURCC = "mp4v"
 
 
+def _view(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A plane's pixels as a (height, width) uint8 view (its row padding cut off)."""
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
+
+
 def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
     """The Y, U, V planes of an 8-bit 4:2:0 frame without row padding, turned upright as ffmpeg's autorotate does."""
     from latentsync.media.probe import quarter_turns
 
     turns = quarter_turns(frame.rotation)
-    out = []
-    for plane in frame.planes:
-        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-        out.append(np.ascontiguousarray(np.rot90(rows, turns)))
-    return out
+    return [np.ascontiguousarray(np.rot90(_view(plane), turns)) for plane in frame.planes]
 
 
 def _frame(planes: list[np.ndarray], pix_fmt: str) -> av.VideoFrame:
     frame = av.VideoFrame(planes[0].shape[1], planes[0].shape[0], pix_fmt)
     for plane, values in zip(frame.planes, planes):
-        np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width] = values
+        _view(plane)[:] = values
     return frame
 
 
@@ -153,7 +155,7 @@ def write_crops(crops: Iterable[np.ndarray], out: Path) -> Path:
     try:
         for crop in crops:
             if writer is None:
-                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*CROP_FOURCC), FPS, crop.shape[1::-1])
+                writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*CROP_FOURCC), FPS, crop.shape[1::-1])
                 if not writer.isOpened():
                     raise LatentSyncError("OpenCV cannot write mp4v video here (opencv built without FFmpeg?)")
             writer.write(np.ascontiguousarray(crop[..., ::-1]))

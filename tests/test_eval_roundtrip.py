@@ -10,8 +10,9 @@ import pytest
 import torch
 from helpers.evaluation import golden_syncnet_v2_state
 
+from latentsync.audio import load_audio
 from latentsync.eval.lse import score_video
-from latentsync.eval.roundtrip import decoded_frames, full_range, jpeg_frames
+from latentsync.eval.roundtrip import aac_round_trip, decoded_frames, full_range, jpeg_frames, reencode_audio
 from latentsync.eval.sync import SyncScore, SyncScorer
 from latentsync.media import VideoReader, VideoWriter
 from latentsync.models.auxiliary.syncnet_v2 import SyncNetV2
@@ -68,6 +69,25 @@ def test_cropped_scores_reproduce_the_official_run(golden_dir):
     assert abs(official.min_dist - OFFICIAL["min_dist"]) <= 0.08  # 28.743 vs 28.675: the MJPEG ramp, see above
     fast = score_video(clip, scorer, None, fast_decode=True).tracks[0].score
     assert abs(fast.conf - OFFICIAL["conf"]) > 0.1 and abs(fast.min_dist - OFFICIAL["min_dist"]) > 0.5
+
+
+def lag(reference: np.ndarray, other: np.ndarray, most: int = 1100) -> int:
+    """Samples `other` is late against `reference` (the peak of their cross-correlation over +-most samples)."""
+    n = min(len(reference), len(other)) - 2 * most
+    scores = [float(np.dot(reference[most : most + n], other[most + k : most + k + n])) for k in range(-most, most + 1)]
+    return int(np.argmax(scores)) - most
+
+
+def test_aac_round_trips_keep_the_audio_in_place(tmp_path, assets):
+    """The two AAC generations of the official route change the samples a little but do not shift them (the
+    encoder's 1024 priming samples are hidden by the edit list, as in ffmpeg's files)."""
+    audio = load_audio(assets / "demo1_video.mp4")
+    again = load_audio(reencode_audio(assets / "demo1_video.mp4", tmp_path / "audio.m4a"))
+    cut = audio[16000:48000]
+    track = aac_round_trip(cut, tmp_path / "track.m4a")
+    assert len(again) == len(audio) and len(cut) <= len(track) < len(cut) + 1024
+    assert lag(audio[:48000], again[:48000]) == 0 and lag(cut, track[: len(cut)]) == 0
+    assert 0 < np.abs(track[: len(cut)] - cut).mean() < 0.05 * np.abs(cut).mean()
 
 
 class RecordingScorer(SyncScorer):

@@ -106,12 +106,19 @@ def score_video(
     """
     from latentsync.audio import load_audio
 
+    from . import roundtrip
+
     result = VideoScore(str(path))
     try:
         audio = load_audio(path)
+        official_tracks = find_boxes is not None and not fast_decode  # the official audio route: AAC twice
         with tempfile.TemporaryDirectory(prefix="latentsync-eval-") as tmp:
+            if official_tracks:
+                audio = load_audio(roundtrip.reencode_audio(path, Path(tmp) / "audio.m4a"))
             for first, faces in _face_crops(Path(path), find_boxes, min_track, fast_decode, Path(tmp)):
                 span = audio[first * SAMPLES_PER_FRAME : (first + len(faces)) * SAMPLES_PER_FRAME]
+                if official_tracks:
+                    span = roundtrip.aac_round_trip(span, Path(tmp) / f"track{first}.m4a")
                 result.tracks.append(TrackScore(first, len(faces), scorer.score_crops(faces, span)))
     except LatentSyncError as exc:
         result.error = str(exc)

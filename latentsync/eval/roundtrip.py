@@ -9,14 +9,17 @@ joonson/syncnet_python) never hands decoded frames to the networks:
 4. the scorer dumps that file's frames as JPEGs with ffmpeg's defaults - MJPEG rate control aiming at 200 kb/s, so
    the quality falls over the first second - and reads them with cv2.
 
-Each step changes pixels (step 4 alone by 3.4 grey levels on average), so each is repeated here with the same
-libavcodec encoders through PyAV and with cv2, without ffmpeg processes. ffmpeg converts the decoded yuv420p to the
+The audio goes through AAC twice on the way: in the re-encode of step 1, and when each track's 16 kHz cut is muxed
+into its crop video (the scorer reads that). Each step changes pixels (step 4 alone by 3.4 grey levels on average)
+or samples (one AAC generation moves LSE-C by about 0.01), so each is repeated here with the same libavcodec
+encoders through PyAV and with cv2, without ffmpeg processes. ffmpeg converts the decoded yuv420p to the
 full range JPEG stores with swscale's integer formulas; those of ffmpeg 5.1 (which the published runs used) are
 applied here, as newer swscale rounds chroma half a level differently.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -145,6 +148,51 @@ def reencode(path: str | Path, out: Path) -> Path:
             raise LatentSyncError(f"{path}: no video frames")
         container.mux(stream.encode(None))
     return out
+
+
+def _encode_audio(frames: Iterable[av.AudioFrame], out: Path, rate: int, layout: str) -> Path:
+    """AAC (libavcodec's own encoder at its default bit rate, as ffmpeg picks for .mp4 audio) of `frames` into `out`."""
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = layout
+        for frame in frames:
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out
+
+
+def reencode_audio(path: str | Path, out: Path) -> Path:
+    """Step 1's audio: the input's first audio stream re-encoded to AAC at its own rate and channels."""
+    from latentsync.audio import AudioError
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise AudioError(f"{path}: no audio stream")
+        frames = container.decode(container.streams.audio[0])
+        first = next(frames, None)
+        if first is None:
+            raise AudioError(f"{path}: the audio stream contains no samples")
+        return _encode_audio(_untimed(itertools.chain([first], frames)), out, first.sample_rate, first.layout.name)
+
+
+def _untimed(frames: Iterable[av.AudioFrame]) -> Iterator[av.AudioFrame]:
+    """Frames stamped by their sample count (as ffmpeg's `-async 1` does for clean input), so the encoder's priming
+    samples get negative timestamps and the muxer's edit list hides them from decoders."""
+    count = 0
+    for frame in frames:
+        frame.pts, frame.time_base = count, Fraction(1, frame.sample_rate)
+        count += frame.samples
+        yield frame
+
+
+def aac_round_trip(audio: np.ndarray, out: Path) -> np.ndarray:
+    """16 kHz mono float audio after the AAC encode of a track's crop video and the scorer's decode of it."""
+    from latentsync.audio import load_audio
+
+    samples = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)[None]
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate = 16000
+    return load_audio(_encode_audio(_untimed([frame]), out, 16000, "mono"))
 
 
 def write_crops(crops: Iterable[np.ndarray], out: Path) -> Path:

@@ -136,9 +136,7 @@ def _face_crops(
     from . import roundtrip
 
     if find_boxes is None:
-        frames: Iterable[np.ndarray] = (
-            VideoReader(path, fps=25) if fast_decode else roundtrip.jpeg_frames(roundtrip.decoded_frames(path))
-        )
+        frames: Iterable[np.ndarray] = VideoReader(path, fps=25) if fast_decode else roundtrip.jpeg_frames(path)
         yield 0, np.stack(list(frames))
         return
     files: list[Path] = []
@@ -159,7 +157,7 @@ def _face_crops(
     for number, (track, crops) in enumerate(zip(tracks, crop_tracks(video(), tracks))):
         if not fast_decode:
             crop_video = roundtrip.write_crops(crops, tmp / f"crop{number:05d}.mp4")
-            crops = np.stack(list(roundtrip.jpeg_frames(roundtrip.decoded_frames(crop_video))))
+            crops = np.stack(list(roundtrip.jpeg_frames(crop_video)))
         yield track.first, crops
 
 

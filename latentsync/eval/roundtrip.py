@@ -14,7 +14,9 @@ into its crop video (the scorer reads that). Each step changes pixels (step 4 al
 or samples (one AAC generation moves LSE-C by about 0.01), so each is repeated here with the same libavcodec
 encoders through PyAV and with cv2, without ffmpeg processes. ffmpeg converts the decoded yuv420p to the
 full range JPEG stores with swscale's integer formulas; those of ffmpeg 5.1 (which the published runs used) are
-applied here, as newer swscale rounds chroma half a level differently.
+applied here, as newer swscale rounds chroma half a level differently. The default dump's rate control counts every
+header byte, so the encoder is set up as ffmpeg sets it: one slice, the source's aspect ratio (a JFIF segment).
+On the official scorer's crop clip this reproduces every frame the official run read, bit for bit.
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ class JpegDump:
     """ffmpeg's `-f image2 %06d.jpg` on one video stream: one MJPEG encoder for all frames, so its rate control
     carries from frame to frame (`qscale=None`, ffmpeg's default) or every frame at a fixed quantiser (`-qscale:v`)."""
 
-    def __init__(self, qscale: int | None = None) -> None:
+    def __init__(self, qscale: int | None = None, sample_aspect_ratio: Fraction | None = None) -> None:
         self.qscale = qscale
+        self.sample_aspect_ratio = sample_aspect_ratio
         self.encoder: av.VideoCodecContext | None = None
         self.count = 0
 
@@ -87,6 +90,9 @@ class JpegDump:
         encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
         encoder.time_base, encoder.framerate = Fraction(1, FPS), Fraction(FPS)
         encoder.bit_rate = MJPEG_DEFAULT_BIT_RATE
+        encoder.thread_count = 1  # one slice: several give other bit counts, hence another quantiser ramp
+        if self.sample_aspect_ratio:  # ffmpeg passes the source's on, and it adds a JFIF segment the bit count sees
+            encoder.sample_aspect_ratio = self.sample_aspect_ratio
         if self.qscale is not None:  # the rate control clamped to one quantiser is -qscale's fixed quantiser
             encoder.qmin = encoder.qmax = self.qscale
         return encoder
@@ -123,10 +129,14 @@ def decoded_frames(path: str | Path, fps: int = FPS) -> Iterator[av.VideoFrame]:
         yield from retime(timed(container.decode(stream), nominal_frame_duration(stream, Fraction(fps))), Fraction(fps))
 
 
-def jpeg_frames(frames: Iterable[av.VideoFrame], qscale: int | None = None) -> Iterator[np.ndarray]:
-    """RGB frames after the JPEG dump and cv2 read-back of the official pipeline."""
-    dump = JpegDump(qscale)
-    for frame in frames:
+def jpeg_frames(path: str | Path, qscale: int | None = None) -> Iterator[np.ndarray]:
+    """The RGB frames of a video after the official pipeline's JPEG dump of it and cv2's read-back."""
+    from latentsync.media.probe import open_video
+
+    with open_video(path) as (_, stream):
+        aspect = stream.codec_context.sample_aspect_ratio
+    dump = JpegDump(qscale, aspect)
+    for frame in decoded_frames(path):
         yield read_jpeg(dump(frame))
 
 

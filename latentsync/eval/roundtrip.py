@@ -44,10 +44,13 @@ def _view(plane: av.video.plane.VideoPlane) -> np.ndarray:
 
 
 def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
-    """The Y, U, V planes of an 8-bit 4:2:0 frame without row padding, turned upright as ffmpeg's autorotate does."""
+    """The Y, U, V planes of a decoded frame as 8-bit 4:2:0 without row padding, turned upright as ffmpeg's
+    autorotate does (other formats, e.g. 10-bit phone video, converted by the installed swscale first)."""
     from latentsync.media.probe import quarter_turns
 
-    turns = quarter_turns(frame.rotation)
+    turns = quarter_turns(frame.rotation)  # read before reformat, which drops the display matrix
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        frame = frame.reformat(format="yuv420p")
     return [np.ascontiguousarray(np.rot90(_view(plane), turns)) for plane in frame.planes]
 
 
@@ -61,14 +64,11 @@ def _frame(planes: list[np.ndarray], pix_fmt: str) -> av.VideoFrame:
 def full_range(frame: av.VideoFrame) -> av.VideoFrame:
     """The yuvj420p frame ffmpeg 5.1's swscale makes of a decoded frame before MJPEG encoding.
 
-    yuv420p: 15-bit intermediates, luma (min(x, 30189) * 19077 - 39057361) >> 14, chroma
-    (min(x, 30775) * 4663 - 9289992) >> 12, rounded back to 8 bits without dithering. Other formats go through the
-    installed swscale (their published counterparts are rare: cameras and encoders give yuv420p).
+    15-bit intermediates, luma (min(x, 30189) * 19077 - 39057361) >> 14, chroma (min(x, 30775) * 4663 - 9289992)
+    >> 12, rounded back to 8 bits without dithering. A frame already in the full range is kept as it is.
     """
     if frame.format.name == "yuvj420p":
         return _frame(_planes(frame), "yuvj420p")
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")  # e.g. 10-bit or 4:4:4 sources
     y, u, v = (p.astype(np.int64) << 7 for p in _planes(frame))
     y = (np.minimum(y, 30189) * 19077 - 39057361) >> 14
     u, v = ((np.minimum(c, 30775) * 4663 - 9289992) >> 12 for c in (u, v))
@@ -145,13 +145,12 @@ def reencode(path: str | Path, out: Path) -> Path:
     with av.open(str(out), "w") as container:
         stream: av.VideoStream | None = None
         for index, frame in enumerate(decoded_frames(path)):
-            if frame.format.name not in ("yuv420p", "yuvj420p"):
-                frame = frame.reformat(format="yuv420p")
+            pix_fmt = "yuvj420p" if frame.format.name == "yuvj420p" else "yuv420p"  # libx264 keeps the full range
             planes = _planes(frame)
             if stream is None:
                 stream = container.add_stream("libx264", rate=FPS)
-                stream.width, stream.height, stream.pix_fmt = planes[0].shape[1], planes[0].shape[0], "yuv420p"
-            picture = _frame(planes, "yuv420p")
+                stream.width, stream.height, stream.pix_fmt = planes[0].shape[1], planes[0].shape[0], pix_fmt
+            picture = _frame(planes, pix_fmt)
             picture.pts, picture.time_base = index, Fraction(1, FPS)
             container.mux(stream.encode(picture))
         if stream is None:

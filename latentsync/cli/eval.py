@@ -20,7 +20,7 @@ from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, MissingCheckpointError, c
 
 logger = logging.getLogger(__name__)
 
-OFFICIAL_FRAMES = "official round trip (H.264/AAC re-encode, JPEG dumps read by cv2, mp4v/AAC crops): published kind"
+OFFICIAL_FRAMES = "official round trip (H.264/AAC re-encode, JPEGs read by cv2, mp4v/AAC crops): the published kind"
 OFFICIAL_CROPPED_FRAMES = "official round trip (JPEG dump at ffmpeg's default quality, read by cv2): the published kind"
 FAST_FRAMES = "decoded once (--fast-decode): not the published kind (LSE-C moves by up to a few tenths)"
 

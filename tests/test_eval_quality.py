@@ -46,6 +46,7 @@ def test_fvd_of_a_folder_against_itself_and_a_degraded_copy(clips, weights, caps
     assert (same["real"], same["fake"], same["failed"]) == (2, 2, 0)
     assert abs(same["fvd"]) < 1e-6 and other["fvd"] > 1e-3
     assert same["input_range"].startswith("[0, 1]") and other["input_range"].startswith("[-1, 1]")
+    assert "not MediaPipe's" in same["face_crops"]  # the report says the crops are not the official kind
 
 
 @pytest.mark.slow

@@ -120,6 +120,7 @@ def test_cli_json_scores_a_folder_and_reports_failures(tmp_path, weights, golden
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"videos", "mean", "scored", "failed"} and (out["scored"], out["failed"]) == (1, 1)
+    assert out["frames"].startswith("official round trip")  # the published kind unless --fast-decode
     broken, good = out["videos"]  # sorted by name
     assert broken["path"].endswith("broken.mp4") and broken["error"] and "conf" not in broken
     assert set(good) >= {"path", "offset", "min_dist", "conf", "tracks", "error"} and good["error"] is None

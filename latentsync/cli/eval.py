@@ -20,6 +20,10 @@ from latentsync.hub import DEFAULT_VERSION, HUB_REPOS, MissingCheckpointError, c
 
 logger = logging.getLogger(__name__)
 
+OFFICIAL_FRAMES = "official round trip (H.264/AAC re-encode, JPEGs read by cv2, mp4v/AAC crops): the published kind"
+OFFICIAL_CROPPED_FRAMES = "official round trip (JPEG dump at ffmpeg's default quality, read by cv2): the published kind"
+FAST_FRAMES = "decoded once (--fast-decode): not the published kind (LSE-C moves by up to a few tenths)"
+
 
 def auxiliary_file(args: argparse.Namespace, name: str) -> Path:
     """An auxiliary weight file from --weights (or the download layout), or an error naming it and the fetch command."""
@@ -67,9 +71,10 @@ def run_sync(args: argparse.Namespace) -> int:
     for number, video in enumerate(videos, 1):
         if not args.json:
             print(f"[{number}/{len(videos)}] {video}", file=sys.stderr)
-        results.append(score_video(video, scorer, finder))
+        results.append(score_video(video, scorer, finder, fast_decode=args.fast_decode))
     result = summary(results)
     result["face_detector"] = detector
+    result["frames"] = FAST_FRAMES if args.fast_decode else OFFICIAL_CROPPED_FRAMES if args.cropped else OFFICIAL_FRAMES
     text, page = sync_report(result, detector)
     emit(args, result, text, page)
     return 0 if result["scored"] else 1
@@ -77,13 +82,15 @@ def run_sync(args: argparse.Namespace) -> int:
 
 def run_fvd(args: argparse.Namespace) -> int:
     from latentsync.errors import LatentSyncError
-    from latentsync.eval.fvd import face_clip, fvd
+    from latentsync.eval.fvd import CROPS_NOTE, face_clip, fvd
     from latentsync.eval.lse import expand_videos
     from latentsync.faces import create_detector
     from latentsync.models.auxiliary.i3d import load_i3d
 
     model = load_i3d(auxiliary_file(args, "i3d_torchscript.pt"), args.device or "cpu")
     detector = create_detector(args.face_detector, device=args.device)
+    crops = CROPS_NOTE.format(name=args.face_detector)
+    logger.warning("FVD: %s", crops)
     videos: list[dict] = []
     clips: dict[str, list] = {"real": [], "fake": []}
     for side, folder in (("real", args.real), ("fake", args.fake)):
@@ -100,11 +107,13 @@ def run_fvd(args: argparse.Namespace) -> int:
         "videos": videos,
         "fvd": value,
         "input_range": input_range,
+        "face_crops": crops,
         "real": len(clips["real"]),
         "fake": len(clips["fake"]),
         "failed": sum(v["error"] is not None for v in videos),
     }
     text = f"FVD {value:.3f} from {result['real']} real and {result['fake']} generated clips; I3D input {input_range}"
+    text += f"; {crops}"
     if result["failed"]:
         text += f"; {result['failed']} videos skipped (see --json)"
     from latentsync.eval.report import html_page
@@ -255,6 +264,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sync = metrics.add_parser("sync", help="LSE-C / LSE-D (SyncNet confidence and distance) and the AV offset")
     sync.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="videos, or folders of videos")
     sync.add_argument("--cropped", action="store_true", help="the videos are already face crops: no face finding")
+    sync.add_argument(
+        "--fast-decode",
+        action="store_true",
+        help="decode each video once and hand the frames over directly, skipping the official pipeline's re-encode "
+        "and JPEG dumps: faster, but the numbers are then not exactly the published kind",
+    )
     sync.add_argument(
         "--face-detector",
         choices=FINDERS,

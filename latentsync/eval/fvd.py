@@ -1,7 +1,8 @@
 """FVD as LatentSync's `eval/eval_fvd.py` computes it, with the field's input range one switch away.
 
 Per video: frames 20..35 as decoded (16 frames, no retiming); in each, the face box (the project's landmark finder
-stands in for MediaPipe) clamped to the frame and resized to 224x224 with area averaging (aspect not kept). The clips
+stands in for MediaPipe, see CROPS_NOTE) clamped to the frame and resized to 224x224 with area averaging (aspect not
+kept). The clips
 go through I3D in [0, 1], as the official code feeds them, or in [-1, 1] with `standard=True`, as StyleGAN-V and most
 papers feed the same model; the two give different numbers, so reports say which was used. The distance is
 Fréchet's between Gaussians fitted to the 400-d features: |mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2)).
@@ -23,6 +24,13 @@ logger = logging.getLogger(__name__)
 FIRST_FRAME, CLIP_FRAMES = 20, 16
 SIZE = 224
 RECOMMENDED_CLIPS = 30  # the covariance is 400x400: with fewer clips it is far from full rank
+# The official crops come from MediaPipe's legacy `solutions.face_detection` (short-range BlazeFace, confidence 0.5,
+# first detection). mediapipe >= 0.10.30 (1.x) dropped that API and ships no face model (its Tasks FaceDetector needs
+# a .tflite fetched from Google's storage); the releases that have it need numpy < 2, protobuf 4 and OpenCV 4.
+CROPS_NOTE = (
+    "face boxes from the {name} landmark finder, not MediaPipe's as in the official FVD: close to, but not exactly, "
+    "the published kind"
+)
 
 
 def face_clip(path: str | Path, detector: LandmarkDetector) -> np.ndarray:

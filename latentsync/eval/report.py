@@ -105,6 +105,7 @@ def sync_report(summary: dict, detector: str) -> tuple[str, str]:
     footer = {"video": f"mean of {summary['scored']}", **mean}
     text = table([*rows, footer], columns)
     text += f"\n{summary['scored']} scored, {summary['failed']} failed; faces from {detector}"
+    text += f"\nframes: {summary['frames']}"
     scored = [r for r in rows if r["conf"] is not None]
     plots = []
     if scored:
@@ -115,6 +116,7 @@ def sync_report(summary: dict, detector: str) -> tuple[str, str]:
         ]
     notes = [
         f"{summary['scored']} videos scored, {summary['failed']} failed. Face tracks from {detector}.",
+        f"Frames: {summary['frames']}.",
         "LSE-C: higher is better; LSE-D: lower is better; offset in frames at 25 fps.",
     ]
     return text, html_page("LatentSync sync evaluation", notes, [([*rows, footer], columns)], plots)

@@ -8,8 +8,8 @@
 4. the crop: box half-size and centre median-filtered (kernel 13); rows from centre - s to centre + 1.8 s, columns
    centre +- 1.4 s, outside the frame filled with grey 110, resized to 224 px (bilinear).
 
-Unlike the official code we decode the video twice instead of re-encoding it and writing every frame as a JPEG,
-and crops go to the scorer directly instead of through an mp4v file (one lossy step fewer).
+The frames come from lse.py: through the official pipeline's re-encode and JPEG dumps (roundtrip.py), or decoded
+once with `--fast-decode`. Detection runs on batches of frames instead of one frame at a time.
 """
 
 from __future__ import annotations

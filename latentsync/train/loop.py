@@ -25,6 +25,7 @@ from typing import Any, cast
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from latentsync.config.files import OPTIMIZERS
 from latentsync.errors import LatentSyncError
 from latentsync.train import state as ckpt
 from latentsync.train.distributed import DistEnv, all_reduce, barrier, gather_objects
@@ -50,14 +51,36 @@ def precision(name: str, mixed_precision: bool, device: torch.device) -> tuple[t
     return PRECISIONS[name], name == "fp16"
 
 
-def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
-    """The official AdamW, stepping one tensor at a time (`foreach=False`).
+def adamw(
+    params: list[torch.nn.Parameter], lr: float, weight_decay: float = 0.01, kind: str = "adamw"
+) -> torch.optim.Optimizer:
+    """The AdamW of `train.optimizer` (the official betas, eps and weight decay in each).
 
-    CUDA's default multi-tensor step makes temporaries the size of all trainable parameters at once (a third fp32
-    copy of 850 M parameters in stage 1, where the step is the memory peak); the per-tensor step computes the same
-    update holding one tensor's temporaries (`benchmarks/train_memory.py`).
+    - `adamw`: torch's AdamW stepping one tensor at a time (`foreach=False`). CUDA's default multi-tensor step makes
+      temporaries the size of all trainable parameters at once (a third fp32 copy of 850 M parameters in stage 1,
+      where the step is the memory peak); the per-tensor step computes the same update holding one tensor's.
+    - `adamw_fused`: torch's fused kernel (`fused=True`): the same update in place, no temporaries, fewer launches.
+    - `adamw_8bit`: bitsandbytes' block-wise 8-bit AdamW: 2 bytes of moments per parameter instead of 8 (tensors
+      under 4096 elements keep fp32 moments), on CUDA and (bitsandbytes 0.50) on the CPU.
     """
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=False)
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=False)
+    if kind == "adamw_fused":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    if kind == "adamw_8bit":
+        return adamw_8bit(params, lr, weight_decay)
+    raise LatentSyncError(f"train.optimizer={kind!r}: use one of {', '.join(OPTIMIZERS)}")
+
+
+def adamw_8bit(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    try:
+        from bitsandbytes.optim import AdamW8bit
+    except ImportError as exc:
+        raise LatentSyncError(
+            f"train.optimizer=adamw_8bit needs bitsandbytes ({exc}): pip install 'latentsync[lowmem]' "
+            "(or pip install bitsandbytes), or choose train.optimizer=adamw_fused"
+        ) from None
+    return AdamW8bit(params, lr=lr, weight_decay=weight_decay)
 
 
 class EpochSampler(Sampler[int]):

@@ -122,8 +122,7 @@ def test_8bit_adamw_trains_and_resumes_exactly(tiny_training: Path, aligned_clip
 def test_lora_over_a_half_precision_base(dtype: str, tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
     """train.lora_base_dtype: the adapters train over the half-precision U-Net, and the merged checkpoint is the
     exact fp32 starting weights plus the adapters (not their half-precision rounding)."""
-    from latentsync.models.unet import UNet3DConditionModel
-    from latentsync.train.lora import merge_adapter_file
+    from latentsync import cli
 
     cfg = cheap_config(
         tiny_training, aligned_clips, "run.max_train_steps=2", "train.lora_rank=4", f"train.lora_base_dtype={dtype}"
@@ -135,13 +134,30 @@ def test_lora_over_a_half_precision_base(dtype: str, tiny_training: Path, aligne
     assert merged.keys() == start.keys() and all(v.dtype == torch.float32 for v in merged.values())
     changed = {k for k in merged if not torch.equal(merged[k], start[k])}
     assert changed and all(k.endswith(PROJECTIONS) for k in changed)  # the frozen base is bit for bit the start
-    adapters = torch.load(adapter_path(result.last_checkpoint), weights_only=True)["state_dict"]
+    adapter = adapter_path(result.last_checkpoint)
+    adapters = torch.load(adapter, weights_only=True)["state_dict"]
     assert all(v.dtype == torch.float32 for v in adapters.values())
     assert any(k.endswith("lora_B.default.weight") and v.abs().sum() > 0 for k, v in adapters.items())  # trained
-    unet = UNet3DConditionModel.from_pretrained(cfg.model, cfg.ckpt.resume_ckpt_path)  # fp32, as inference loads
-    merge_adapter_file(unet, adapter_path(result.last_checkpoint))
-    applied = unet.state_dict()
-    assert all(torch.allclose(applied[k], merged[k], atol=1e-6) for k in merged)
+    # `train merge` folds the adapter file into the fp32 starting U-Net: the run's own checkpoint again
+    out = tmp_path / "merged.pt"
+    command = ["train", "merge", "--config", str(tiny_training / "unet_tiny.yaml"), *overrides(tiny_training, "unet")]
+    assert cli.main([*command, "--lora", str(adapter), "--output", str(out)]) == 0
+    written = torch.load(out, weights_only=True)
+    assert set(written) == {"state_dict", "global_step"} and written["global_step"] == 2
+    assert written["state_dict"].keys() == merged.keys()
+    assert all(
+        v.dtype == torch.float32 and torch.allclose(v, merged[k], atol=1e-6) for k, v in written["state_dict"].items()
+    )
+
+
+def test_merge_refuses_what_is_not_an_adapter(tiny_training: Path, tmp_path: Path) -> None:
+    from latentsync import cli
+
+    start = dict(item.split("=", 1) for item in overrides(tiny_training, "unet"))["ckpt.resume_ckpt_path"]
+    out = tmp_path / "merged.pt"
+    command = ["train", "merge", "--config", str(tiny_training / "unet_tiny.yaml"), *overrides(tiny_training, "unet")]
+    assert cli.main([*command, "--lora", start, "--output", str(out)]) == 2
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_store_base_halves_only_the_frozen_weights() -> None:

@@ -119,3 +119,21 @@ def merge_adapter_file(unet: torch.nn.Module, path: str | Path) -> int:
             target += (alpha / rank) * (up @ down).to(target.device, target.dtype)
             merged += 1
     return merged
+
+
+def write_merged_checkpoint(model_config: Any, start: str | Path, adapter: str | Path, output: str | Path) -> Path:
+    """Write the official-layout fp32 checkpoint of the U-Net `start` with the adapters of `adapter` merged in.
+
+    `start` is the U-Net the LoRA run started from (its `ckpt.resume_ckpt_path`); the result is what that run's own
+    checkpoint at the adapter's step holds, for users who keep only the adapter. Written atomically.
+    """
+    from latentsync.data.feature_cache import atomic_torch_save
+    from latentsync.models.unet import UNet3DConditionModel
+    from latentsync.train.state import official_state_dict
+
+    unet = UNet3DConditionModel.from_pretrained(model_config, start)
+    merge_adapter_file(unet, adapter)
+    step = torch.load(adapter, map_location="cpu", weights_only=True).get("global_step", 0)
+    output = Path(output)
+    atomic_torch_save({"state_dict": official_state_dict(unet), "global_step": step}, output)
+    return output

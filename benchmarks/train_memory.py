@@ -25,7 +25,8 @@ step), `fused` (`train.optimizer=adamw_fused`: torch's fused AdamW), `8bit` (`tr
 bitsandbytes' block-wise 8-bit AdamW, its real step on the fake tensors: 1-byte moments plus one fp32 scale per
 256 values), `lora` (`train.lora_rank=16`: adapters on the attention projections the trainer picks, base weights
 frozen in fp32: no fp32 gradients or moments for the base), `lora_half` (`lora` with
-`train.lora_base_dtype=fp16`: the frozen base stored in fp16).
+`train.lora_base_dtype=fp16`: the frozen base stored in fp16; the trainer loads every model with the U-Net in fp32
+and then halves it, so its `load` column, and the PEAK, count that moment).
 
 NOT counted: the CUDA context and kernels (~0.3-0.5 GB), the caching allocator's reserve and fragmentation
 (5-20 %), cuDNN/cuBLAS workspaces, GradScaler's few scalars, the DDP gradient buckets (about the size of the
@@ -78,7 +79,7 @@ CONFIGS = ["stage1", "stage1_512", "stage2", "stage2_efficient", "stage2_512"]
 RECIPES = ["official", "default", "bf16", "latents", "fused", "8bit", "lora", "lora_half"]
 OFFICIAL_README_GB = {"stage1": 23, "stage2": 30, "stage2_efficient": 20, "stage2_512": 55}  # README's table
 LORA_RANK = 16
-PHASES = ("unet", "decode", "lpips", "trepa", "syncnet", "backward", "step")
+PHASES = ("load", "unet", "decode", "lpips", "trepa", "syncnet", "backward", "step")
 DEVICE = "cpu"  # fake tensors; see the module docstring
 
 
@@ -191,7 +192,9 @@ def project(name: str, recipe: str) -> Row:
         stack.enter_context(_fake_modules_movable(fake_mode))
         stack.enter_context(_patched(F, "scaled_dot_product_attention", fused_attention))
         models.unet.to(DEVICE)
+        halved = 0  # bytes the fp16 base gives back after loading: the trainer loads every model, then halves
         if recipe == "lora_half":
+            halved = 2 * sum(p.numel() for n, p in models.unet.named_parameters() if ".lora_" not in n)
             store_base(models.unet, "fp16", keep_fp32=False)
         for part in (models.vae, models.syncnet, models.trepa):
             if part is not None:
@@ -240,7 +243,9 @@ def project(name: str, recipe: str) -> Row:
             optimizer.step()
     trainable = sum(p.numel() for p in params)
     seconds = time.perf_counter() - started
-    return Row(name, recipe, res, b, trainable, weights, optimizer_bytes, memory.phases, memory.peak, seconds)
+    phases = {"load": weights + halved, **memory.phases}
+    peak = max(memory.peak, phases["load"])
+    return Row(name, recipe, res, b, trainable, weights, optimizer_bytes, phases, peak, seconds)
 
 
 def table(rows: list[Row]) -> str:
@@ -264,9 +269,10 @@ def table(rows: list[Row]) -> str:
 
 NOTES = f"""\
 GiB (2**30 bytes) of live tensors of one step (forward, backward, gradient clipping, AdamW step); weights = all
-models' weights; optim = the optimizer's moments; unet .. step = the highest total while that part runs (the forwards of
-the U-Net, the VAE decode and the loss networks, then the backward pass, then clipping + AdamW); PEAK = over the
-step. +margin = PEAK * {MARGIN_FACTOR:.2f} + {MARGIN_GIB} GiB, a rough whole-card need. README = the GPU memory the
+models' weights; optim = the optimizer's moments; load = all weights as loading leaves them (lora_half: before the
+base is halved); unet .. step = the highest total while that part runs (the forwards of the U-Net, the VAE decode
+and the loss networks, then the backward pass, then clipping + AdamW); PEAK = over loading and the step.
++margin = PEAK * {MARGIN_FACTOR:.2f} + {MARGIN_GIB} GiB, a rough whole-card need. README = the GPU memory the
 official README gives for training that config (GB as the card shows it: reserved memory, context included). The
 allocator block is {ALLOCATOR_BLOCK} bytes."""
 

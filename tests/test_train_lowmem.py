@@ -16,7 +16,7 @@ from latentsync.config import ConfigError, load_config
 from latentsync.data.sources import data_overrides
 from latentsync.errors import LatentSyncError
 from latentsync.train.loop import adamw
-from latentsync.train.state import adapter_path, sidecar_path
+from latentsync.train.state import ResumeError, adapter_path, sidecar_path
 from latentsync.train.unet import train_unet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,6 +115,10 @@ def test_8bit_adamw_trains_and_resumes_exactly(tiny_training: Path, aligned_clip
     dtypes = {s["__bnb_optimizer_quant_state__"]["state1"].dtype for s in moments.values()}
     assert torch.uint8 in dtypes  # the larger tensors' moments are 8-bit (under 4096 elements they stay fp32)
     assert all(torch.isfinite(torch.tensor(loss)) for loss in logged_losses(tmp_path / "a"))
+    # resuming into another optimizer is an error naming both, not a KeyError at the first step
+    cfg = cheap_config(tiny_training, aligned_clips, "run.max_train_steps=3", "train.optimizer=adamw")
+    with pytest.raises(ResumeError, match=r"AdamW8bit.*torch\.optim\.adamw\.AdamW"):
+        train_unet(cfg, tmp_path / "b", "auto", progress=False)
 
 
 @pytest.mark.slow

@@ -83,6 +83,12 @@ def adamw_8bit(params: list[torch.nn.Parameter], lr: float, weight_decay: float)
     return AdamW8bit(params, lr=lr, weight_decay=weight_decay)
 
 
+def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
+    """The optimizer's class (torch's AdamW for adamw and adamw_fused, whose states are alike): resuming into another
+    one would fail on a missing state key at the first step."""
+    return f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+
+
 class EpochSampler(Sampler[int]):
     """This rank's share of a seeded permutation of the dataset for one epoch, from a starting position.
 
@@ -163,6 +169,12 @@ class TrainLoop:
         if resume.state is None:
             return
         s = resume.state
+        kind, saved = optimizer_kind(self.optimizer), s.get("optimizer_kind")
+        if saved is not None and saved != kind:
+            raise ckpt.ResumeError(
+                f"the checkpoint of step {resume.step} holds the state of {saved}, this run's train.optimizer makes "
+                f"{kind}: resume with the train.optimizer it was written with"
+            )
         self.optimizer.load_state_dict(s["optimizer"])
         if self.lr_scheduler is not None and s.get("lr_scheduler") is not None:
             self.lr_scheduler.load_state_dict(s["lr_scheduler"])
@@ -189,6 +201,7 @@ class TrainLoop:
                 "position": self.position,
                 "bad_steps": self.bad_steps,
                 "optimizer": self.optimizer.state_dict(),
+                "optimizer_kind": optimizer_kind(self.optimizer),
                 "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "rng": rngs,

@@ -121,7 +121,6 @@ def test_8bit_adamw_trains_and_resumes_exactly(tiny_training: Path, aligned_clip
         train_unet(cfg, tmp_path / "b", "auto", progress=False)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_lora_over_a_half_precision_base(dtype: str, tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
     """train.lora_base_dtype: the adapters train over the half-precision U-Net, and the merged checkpoint is the

@@ -12,7 +12,7 @@ def _config(args: argparse.Namespace):
     from latentsync.config import load_config
     from latentsync.data.sources import data_overrides
 
-    extra = data_overrides(args.data) if args.data else []
+    extra = data_overrides(args.data) if getattr(args, "data", None) else []
     return load_config(args.config, [*args.overrides, *extra])
 
 
@@ -50,7 +50,9 @@ def _merge(args: argparse.Namespace, cfg, kind: str) -> int:
     from latentsync.train.lora import write_merged_checkpoint
 
     if kind != "unet":
-        raise _wrong_config(args, kind)
+        from latentsync.errors import LatentSyncError
+
+        raise LatentSyncError(f"--config {args.config} is a {kind} config; LoRA adapters merge into a U-Net config")
     start = args.checkpoint or cfg.ckpt.resume_ckpt_path
     print(f"wrote {write_merged_checkpoint(cfg.model, start, args.lora, args.output)}")
     return 0
@@ -81,7 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, text in helps.items():
         p = kinds.add_parser(name, help=text, description=text)
         p.add_argument("--config", required=True, type=Path, help="official-format YAML config")
-        p.add_argument("--data", default=None, help="training clips: a folder (searched recursively) or a file list")
+        if name != "merge":
+            p.add_argument(
+                "--data", default=None, help="training clips: a folder (searched recursively) or a file list"
+            )
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data.batch_size=4")
         if name == "merge":
             p.add_argument("--lora", required=True, type=Path, help="adapter file (checkpoint-<step>.lora.pt)")

@@ -21,8 +21,12 @@ Recipes: `official` (fp16 autocast, the config as shipped: CUDA's multi-tensor A
 LPIPS activations kept for the backward), `default` (our trainer's default, the same maths: AdamW one tensor at a
 time, the clean-latent decode and LPIPS recomputed in the backward 4 frames at a time), and on top of `default`:
 `bf16` (autocast bf16, frozen models in bf16), `latents` (precomputed VAE moments in the batch: no encode in the
-step), `lora` (rank-16 adapters on the U-Net's attention projections, base weights frozen in fp32: no fp32
-gradients or moments for the base).
+step), `fused` (`train.optimizer=adamw_fused`: torch's fused AdamW), `8bit` (`train.optimizer=adamw_8bit`:
+bitsandbytes' block-wise 8-bit AdamW, its real step on the fake tensors: 1-byte moments plus one fp32 scale per
+256 values), `lora` (`train.lora_rank=16`: adapters on the attention projections the trainer picks, base weights
+frozen in fp32: no fp32 gradients or moments for the base), `lora_half` (`lora` with
+`train.lora_base_dtype=fp16`: the frozen base stored in fp16; the trainer loads every model with the U-Net in fp32
+and then halves it, so its `load` column, and the PEAK, count that moment).
 
 NOT counted: the CUDA context and kernels (~0.3-0.5 GB), the caching allocator's reserve and fragmentation
 (5-20 %), cuDNN/cuBLAS workspaces, GradScaler's few scalars, the DDP gradient buckets (about the size of the
@@ -45,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from diffusers.utils import logging as diffusers_logging
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake_temporarily
 from torch.utils._pytree import tree_leaves
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,15 +71,15 @@ from latentsync.models.syncnet import StableSyncNet
 from latentsync.models.unet import UNet3DConditionModel
 from latentsync.models.vae import SD_VAE_CONFIG
 from latentsync.train.loop import adamw
-from latentsync.train.lora import add_lora
+from latentsync.train.lora import add_lora, store_base
 from latentsync.train.losses import TREPALoss, build_lpips
 from latentsync.train.objectives import UNetTrainingModels, trainable_parameters, unet_loss_terms
 
 CONFIGS = ["stage1", "stage1_512", "stage2", "stage2_efficient", "stage2_512"]
-RECIPES = ["official", "default", "bf16", "latents", "lora"]
+RECIPES = ["official", "default", "bf16", "latents", "fused", "8bit", "lora", "lora_half"]
 OFFICIAL_README_GB = {"stage1": 23, "stage2": 30, "stage2_efficient": 20, "stage2_512": 55}  # README's table
 LORA_RANK = 16
-PHASES = ("unet", "decode", "lpips", "trepa", "syncnet", "backward", "step")
+PHASES = ("load", "unet", "decode", "lpips", "trepa", "syncnet", "backward", "step")
 DEVICE = "cpu"  # fake tensors; see the module docstring
 
 
@@ -143,9 +147,26 @@ def build_models(cfg: Any, recipe: str, frozen: torch.dtype) -> UNetTrainingMode
             models.lpips = build_lpips("vgg")
         if cfg.run.pixel_space_supervise and cfg.run.trepa_loss_weight != 0:
             models.trepa = TREPALoss(VideoMAEv2(VideoMAEConfig(), gradient_checkpointing=True))
-    if recipe == "lora":
-        add_lora(unet, LORA_RANK, alpha=LORA_RANK)
+    if recipe.startswith("lora"):  # on the layers `latentsync.train.unet` gives adapters
+        add_lora(unet, LORA_RANK, LORA_RANK, list(cfg.run.trainable_modules) if cfg.model.use_motion_module else [])
     return models
+
+
+OPTIMIZERS = {"fused": "adamw_fused", "8bit": "adamw_8bit"}  # the other recipes: `default`'s adamw
+
+
+def first_step_state(optimizer: torch.optim.Optimizer) -> None:
+    """Allocate the optimizer's state as its first step does: the steady state of every later step."""
+    for gindex, group in enumerate(optimizer.param_groups):
+        for pindex, p in enumerate(group["params"]):
+            if hasattr(optimizer, "init_state"):  # bitsandbytes: 8-bit moments and their block scales
+                optimizer.init_state(group, p, gindex, pindex)
+            else:
+                optimizer.state[p] = {
+                    "step": torch.tensor(1.0),
+                    "exp_avg": torch.zeros_like(p),
+                    "exp_avg_sq": torch.zeros_like(p),
+                }
 
 
 def whisper_bytes() -> int:
@@ -171,6 +192,10 @@ def project(name: str, recipe: str) -> Row:
         stack.enter_context(_fake_modules_movable(fake_mode))
         stack.enter_context(_patched(F, "scaled_dot_product_attention", fused_attention))
         models.unet.to(DEVICE)
+        halved = 0  # bytes the fp16 base gives back after loading: the trainer loads every model, then halves
+        if recipe == "lora_half":
+            halved = 2 * sum(p.numel() for n, p in models.unet.named_parameters() if ".lora_" not in n)
+            store_base(models.unet, "fp16", keep_fp32=False)
         for part in (models.vae, models.syncnet, models.trepa):
             if part is not None:
                 part.to(DEVICE, frozen).requires_grad_(False)
@@ -184,16 +209,13 @@ def project(name: str, recipe: str) -> Row:
         weights = memory.live
 
         params = [p for _, p in named]
+        optimizer: torch.optim.Optimizer
         if recipe == "official":  # CUDA's default multi-tensor step
             optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.01, foreach=True)
         else:
-            optimizer = adamw(params, 1e-5)
-        for p in params:  # the moments exist from the first step on
-            optimizer.state[p] = {
-                "step": torch.tensor(1.0),
-                "exp_avg": torch.zeros_like(p),
-                "exp_avg_sq": torch.zeros_like(p),
-            }
+            with unset_fake_temporarily():  # bitsandbytes builds its quantisation maps from real numbers
+                optimizer = adamw(params, 1e-5, kind=OPTIMIZERS.get(recipe, "adamw"))
+        first_step_state(optimizer)
         optimizer_bytes = memory.live - weights
 
         batch = {
@@ -221,12 +243,14 @@ def project(name: str, recipe: str) -> Row:
             optimizer.step()
     trainable = sum(p.numel() for p in params)
     seconds = time.perf_counter() - started
-    return Row(name, recipe, res, b, trainable, weights, optimizer_bytes, memory.phases, memory.peak, seconds)
+    phases = {"load": weights + halved, **memory.phases}
+    peak = max(memory.peak, phases["load"])
+    return Row(name, recipe, res, b, trainable, weights, optimizer_bytes, phases, peak, seconds)
 
 
 def table(rows: list[Row]) -> str:
     head = (
-        f"{'config':<17} {'recipe':<9} {'px':>4} {'batch':>5} {'trainable':>11} {'weights':>8} {'adamw':>7} "
+        f"{'config':<17} {'recipe':<9} {'px':>4} {'batch':>5} {'trainable':>11} {'weights':>8} {'optim':>7} "
         f"{' '.join(f'{p:>8}' for p in PHASES)} {'PEAK':>7} {'+margin':>8} {'README':>7} {'vs official':>11}"
     )
     lines = [head, "-" * len(head)]
@@ -245,9 +269,10 @@ def table(rows: list[Row]) -> str:
 
 NOTES = f"""\
 GiB (2**30 bytes) of live tensors of one step (forward, backward, gradient clipping, AdamW step); weights = all
-models' weights; adamw = the fp32 moments; unet .. step = the highest total while that part runs (the forwards of
-the U-Net, the VAE decode and the loss networks, then the backward pass, then clipping + AdamW); PEAK = over the
-step. +margin = PEAK * {MARGIN_FACTOR:.2f} + {MARGIN_GIB} GiB, a rough whole-card need. README = the GPU memory the
+models' weights; optim = the optimizer's moments; load = all weights as loading leaves them (lora_half: before the
+base is halved); unet .. step = the highest total while that part runs (the forwards of the U-Net, the VAE decode
+and the loss networks, then the backward pass, then clipping + AdamW); PEAK = over loading and the step.
++margin = PEAK * {MARGIN_FACTOR:.2f} + {MARGIN_GIB} GiB, a rough whole-card need. README = the GPU memory the
 official README gives for training that config (GB as the card shows it: reserved memory, context included). The
 allocator block is {ALLOCATOR_BLOCK} bytes."""
 

@@ -2,9 +2,10 @@
 
 1. `loader`: U-Net samples (two 16-frame windows decoded and resized, mask, cached Whisper window, mel window) per
    second from one worker (`num_workers=0`, the main process), at 256 and 512 px, from clips cut from demo1 at that
-   size; caches warm (as after `latentsync train cache`). To keep a GPU fed, workers x this rate must exceed the
-   GPU's samples per second: the official per-GPU batch is 4 (stage 2) and a step of stage 2 takes on the order of
-   a second on an H100 (1-2 days for the official stage-2 runs), so a handful of workers per GPU is the need.
+   size; caches warm (as after `latentsync train cache`). Printed against the per-GPU batch ByteDance trained each
+   official config with (the configs ship `batch_size: 1` with the real value in a comment: stage1 24, stage1_512
+   8, stage2 / stage2_efficient / stage2_512 4): the seconds one worker needs for such a batch, and the configs'
+   `data.num_workers` (12) together. The loader keeps a GPU fed while that time stays under the GPU's step time.
 2. `steps`: steps per second and peak RSS of `train_unet` with the tiny models (`write_tiny_models`, 64 px, stage-2
    structure, reconstruction loss), one thread. Needs the training step (`latentsync.train.objectives`).
 
@@ -50,6 +51,9 @@ def write_clips(folder: Path, resolution: int, count: int, frames: int) -> Path:
                 square = p[(h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
                 writer.write(cv2.resize(square, (resolution, resolution), interpolation=cv2.INTER_AREA))
     return folder
+
+
+OFFICIAL_GPU_BATCH = {256: {"stage1": 24, "stage2": 4}, 512: {"stage1_512": 8, "stage2_512": 4}}
 
 
 def loader_speed(work: Path, tiny, resolution: int, samples: int) -> float:
@@ -116,12 +120,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         work = Path(temp)
         tiny = write_tiny_models(work / "tiny")
-        for resolution in (256, 512):
+        for resolution, batches in OFFICIAL_GPU_BATCH.items():
             rate = loader_speed(work, tiny, resolution, samples)
-            print(
-                f"loader {resolution} px: {rate:.1f} samples/s per worker ({4 / rate:.2f} s of one worker per "
-                "official stage-2 batch of 4)"
-            )
+            print(f"loader {resolution} px: {rate:.1f} samples/s per worker")
+            for name, batch in batches.items():
+                workers = int(load_config(bundled_config(f"unet/{name}.yaml")).data.num_workers)
+                print(
+                    f"  {name} (official batch {batch} per GPU): {batch / rate:.2f} s per batch from one worker, "
+                    f"{batch / rate / workers:.2f} s from the config's {workers} workers"
+                )
         measured = step_speed(work, tiny, steps)
         if measured is None:
             print("steps: skipped (latentsync.train.objectives, the training step, is not installed)")

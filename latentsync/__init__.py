@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# diffusers and peft import bitsandbytes whenever it is installed (`latentsync[lowmem]`), and on CPUs with AVX512-BF16
+# its import warns that an optional 4-bit matmul kernel could not be fetched: nothing we use, so not shown.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 if TYPE_CHECKING:
     from latentsync.pipelines.lipsync import LipsyncPipeline

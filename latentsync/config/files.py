@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latentsync.config.defaults import INFERENCE
+from latentsync.config.schema import ConfigError
 from latentsync.constants import CLIP_FRAMES, MODEL_SAMPLE_RATE, VIDEO_FPS
 from latentsync.models.syncnet_config import SyncNetModelConfig
 from latentsync.models.unet_config import UNetConfig
@@ -114,6 +115,15 @@ class SyncNetRunConfig:
 
 # Our training options (not in the official files, so every key is optional and off / official by default).
 
+OPTIMIZERS = ("adamw", "adamw_fused", "adamw_8bit")  # latentsync.train.loop.adamw builds them
+WEIGHT_DTYPES = ("fp32", "fp16", "bf16")
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    """A string option outside its choices is a ConfigError naming the key (the schema only checks types)."""
+    if value not in choices:
+        raise ConfigError(f"train.{key}={value!r}: use one of {', '.join(choices)}")
+
 
 @dataclass
 class UNetWeightsConfig:
@@ -145,7 +155,13 @@ class UNetTrainConfig:
     validation_steps: int = 0  # 0: at each checkpoint, as the official trainer
     lora_rank: int = 0  # 0: full fine-tune
     lora_alpha: float = 16.0
+    lora_base_dtype: str = "fp32"  # fp16/bf16: the frozen U-Net of a LoRA run stored in half precision
     latent_cache_dir: str = ""
+    optimizer: str = "adamw"  # adamw (official), adamw_fused (torch), adamw_8bit (bitsandbytes)
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("lora_base_dtype", self.lora_base_dtype, WEIGHT_DTYPES)
 
 
 @dataclass
@@ -154,6 +170,10 @@ class SyncNetTrainConfig:
     log_every: int = 10
     dtype: str = "fp16"
     max_bad_steps: int = 20
+    optimizer: str = "adamw"
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
 
 
 @dataclass

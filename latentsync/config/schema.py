@@ -29,3 +29,5 @@ def structured(schema: type[T], values: Mapping[str, Any] | DictConfig, source: 
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
         raise ConfigError(f"{source}: invalid key '{key}': {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    except ConfigError as exc:  # a value outside its choices (a schema's __post_init__)
+        raise ConfigError(f"{source}: {exc}") from None

@@ -69,7 +69,7 @@ def train_syncnet(
         if env.is_main:
             save_run_config(cfg, out, "syncnet_config.yaml")
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = adamw(params, float(cfg.optimizer.lr))
+        optimizer = adamw(params, float(cfg.optimizer.lr), kind=cfg.train.optimizer)
         autocast, use_scaler = precision(cfg.train.dtype, cfg.run.mixed_precision_training, env.device)
         scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         wrapped = wrap_ddp(model, env) if env.distributed else model

@@ -95,13 +95,14 @@ def train_unet(
             if resume_from is not None:
                 adapters = torch.load(ckpt.adapter_path(resume_from), map_location="cpu", weights_only=True)
                 unet.load_state_dict(adapters["state_dict"], strict=False)
+        base = lora.store_base(unet, cfg.train.lora_base_dtype, env.is_main) if lora_rank else None
         params = [p for _, p in named]
         if env.is_main:
             save_run_config(cfg, out, "unet_config.yaml")
             count = sum(p.numel() for p in params)
             log.info("training %d tensors, %s parameters, on %d rank(s)", len(params), f"{count:,}", env.world_size)
         lr = float(cfg.optimizer.lr) * (env.world_size if cfg.optimizer.scale_lr else 1)
-        optimizer = adamw(params, lr)
+        optimizer = adamw(params, lr, kind=cfg.train.optimizer)
         scheduler = get_scheduler(
             cfg.optimizer.lr_scheduler,
             optimizer,
@@ -121,7 +122,7 @@ def train_unet(
 
         def weights(step: int) -> dict[str, Any]:
             if lora_rank:
-                return {"state_dict": lora.merged_state_dict(unet), "global_step": step}
+                return {"state_dict": lora.merged_state_dict(unet, base), "global_step": step}
             return {"state_dict": ckpt.official_state_dict(unet), "global_step": step}
 
         def adapter(step: int) -> dict[str, Any]:

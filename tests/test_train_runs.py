@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.training import overrides
+from helpers.training import overrides, syncnet_config, unet_config
 
 from latentsync.config import load_config
-from latentsync.data.sources import data_overrides, list_clips
+from latentsync.data.sources import list_clips
 from latentsync.data.unet_dataset import UNetDataset
 from latentsync.models.syncnet import StableSyncNet
 from latentsync.testing import ASSETS
@@ -35,33 +35,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def unet_config(tiny: Path, clips: Path, *extra: str):
-    return load_config(
-        tiny / "unet_tiny.yaml",
-        [
-            *overrides(tiny, "unet"),
-            *data_overrides(clips),
-            "data.val_video_path=''",
-            "train.log_every=1",
-            "optimizer.lr=1e-3",
-            *extra,
-        ],
-    )
-
-
-def syncnet_config(tiny: Path, clips: Path, *extra: str):
-    return load_config(
-        tiny / "syncnet_tiny.yaml",
-        [
-            *overrides(tiny, "syncnet"),
-            *data_overrides(clips),
-            *data_overrides(clips, "val"),
-            "train.log_every=1",
-            *extra,
-        ],
-    )
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

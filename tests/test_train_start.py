@@ -66,15 +66,20 @@ def test_a_file_that_does_not_fit_is_an_error(tiny_training: Path, aligned_clips
         start_from(tiny_training, aligned_clips, reshaped)
 
 
-def test_resume_is_strict_for_our_checkpoints_only(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+def test_resume_is_strict_for_our_checkpoints_only(
+    tiny_training: Path, aligned_clips: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """`--resume` of an official-layout file starts a stage-1 run from stage-2 weights; our own checkpoint (with
     its full-state sidecar) of another model is refused, naming the keys."""
     full = stage2_weights(tiny_training, aligned_clips)
     official = tmp_path / "official.pt"
     torch.save({"state_dict": full, "global_step": 5}, official)
-    cfg = unet_config(tiny_training, aligned_clips, "run.max_train_steps=6", *STAGE1)
-    result = train_unet(cfg, tmp_path / "a", str(official), progress=False)
-    assert result.step == 6
+    cfg = unet_config(tiny_training, aligned_clips, "run.max_train_steps=5", *STAGE1)
+    with caplog.at_level(logging.WARNING, logger="latentsync"):
+        result = train_unet(cfg, tmp_path / "a", str(official), progress=False)  # at its last step already
+    assert result.step == 5
+    motion = sum("motion_modules." in k for k in full)
+    assert any(f"{official}: {len(full) - motion} tensors loaded" in r.getMessage() for r in caplog.records)
     ours = save_checkpoint(tmp_path / "b" / "checkpoints", 5, {"state_dict": full, "global_step": 5}, {"step": 5})
     with pytest.raises(CheckpointError, match=r"not in model: .*motion_modules"):
         train_unet(cfg, tmp_path / "b", "auto", progress=False)

@@ -54,16 +54,32 @@ def test_either_stage_starts_the_other(
     assert f"{len(motion)} of the model not in the file, left as initialised" in line
 
 
-def test_a_file_that_does_not_fit_is_an_error(tiny_training: Path, aligned_clips: Path, tmp_path: Path) -> None:
+def test_layers_the_official_loader_reinitialises_start_afresh_other_shapes_are_errors(
+    tiny_training: Path, aligned_clips: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     full = stage2_weights(tiny_training, aligned_clips)
+    to_k = next(k for k in full if "attn2.to_k." in k)
+    other = {**full, "conv_in.weight": full["conv_in.weight"][:, :4], to_k: full[to_k][:, :8]}  # e.g. an SD U-Net's
+    reshaped = tmp_path / "reshaped.pt"
+    torch.save({"state_dict": other}, reshaped)
+    with caplog.at_level(logging.WARNING, logger="latentsync"):
+        unet = start_from(tiny_training, aligned_clips, reshaped)
+    own = unet.state_dict()
+    left = ("conv_in.weight", "conv_in.bias", to_k)  # the official loader drops conv_in's bias with its weight
+    assert not torch.equal(own["conv_in.bias"], full["conv_in.bias"])
+    assert all(torch.equal(own[k], full[k]) for k in own if k not in left)
+    (line,) = [r.getMessage() for r in caplog.records if str(reshaped) in r.getMessage()]
+    assert "3 of another shape left as initialised (conv_in.weight 1, conv_in.bias 1, " in line
+
+    conv = next(k for k in full if k.endswith("resnets.0.conv1.weight"))
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"state_dict": {**full, conv: full[conv][:8]}}, wrong)
+    with pytest.raises(CheckpointError, match=f"shape mismatch: {conv}"):  # torch's non-strict load raises too
+        start_from(tiny_training, aligned_clips, wrong)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {f"encoder.{k}": v for k, v in full.items()}}, foreign)
     with pytest.raises(CheckpointError, match=f"none of its {len(full)} tensors is in the model"):
         start_from(tiny_training, aligned_clips, foreign)
-    reshaped = tmp_path / "reshaped.pt"
-    torch.save({"state_dict": {**full, "conv_in.weight": full["conv_in.weight"][:, :4]}}, reshaped)
-    with pytest.raises(CheckpointError, match="shape mismatch: conv_in.weight"):  # torch's non-strict load raises too
-        start_from(tiny_training, aligned_clips, reshaped)
 
 
 def test_resume_is_strict_for_our_checkpoints_only(

@@ -35,10 +35,11 @@ class LoadReport:
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     global_step: int | None = None
     loaded: int = 0  # tensors of the file that fit the model by name and shape
+    reshaped: list[str] = field(default_factory=list)  # left out on purpose: their layers start as initialised
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return not (self.missing or self.unexpected or self.mismatched or self.reshaped)
 
     def summary(self, limit: int = 8) -> str:
         def head(items: list[Any]) -> str:
@@ -60,6 +61,8 @@ class LoadReport:
     def counts(self) -> str:
         """One line with counts: tensors loaded, the file's tensors ignored and the model's left as initialised."""
         line = f"{self.loaded} tensors loaded"
+        if self.reshaped:
+            line += f"; {len(self.reshaped)} of another shape left as initialised ({key_groups(self.reshaped)})"
         if self.unexpected:
             line += f"; {len(self.unexpected)} of the file ignored ({key_groups(self.unexpected)})"
         if self.missing:
@@ -115,16 +118,21 @@ def load_into(
     path: str,
     strict: bool,
     allowed_missing: tuple[str, ...] = (),
+    reshaped: list[str] | tuple[str, ...] = (),
 ) -> LoadReport:
     """Copy matching tensors into `model` and return a report of every key that did not fit.
 
     With `strict`, any problem not covered by `allowed_missing` (key substrings that may legitimately be absent,
     such as motion modules when a stage-1 file feeds a stage-2 model) raises a CheckpointError naming the keys;
     keys whose shapes differ are otherwise skipped but listed. Without it, loading is by name as the official
-    trainers' `load_state_dict(strict=False)`: keys only one side has are left out and counted in one logged line,
-    a shape mismatch still raises (as torch does), and so does a file of which no tensor fits at all.
+    trainers' `load_state_dict(strict=False)`: keys only one side has, and the file's `reshaped` keys (which the
+    official loader drops so that those layers start afresh), are left out and counted in one logged line; any other
+    shape mismatch still raises (as torch does), and so does a file of which no tensor fits at all.
     """
-    report = fit_report(model, state_dict, path)
+    left_out = set(reshaped)
+    report = fit_report(model, {k: v for k, v in state_dict.items() if k not in left_out}, path)
+    report.reshaped = list(reshaped)
+    report.missing = [k for k in report.missing if k not in left_out]
     if not strict:
         if report.mismatched or not report.loaded:
             raise CheckpointError(
@@ -133,7 +141,7 @@ def load_into(
             )
         if not report.clean:
             logger.warning("%s: %s", path, report.counts())
-    skipped = set(report.unexpected) | {key for key, *_ in report.mismatched}
+    skipped = set(report.unexpected) | {key for key, *_ in report.mismatched} | left_out
     model.load_state_dict({k: v for k, v in state_dict.items() if k not in skipped}, strict=False)
     if not strict:
         return report

@@ -1,7 +1,7 @@
 """Reading official checkpoint files and reporting how well they fit a model.
 
-The official loader silently drops weights whose shapes differ and loads non-strictly, so a wrong
-config or a truncated file goes unnoticed. Everything here reports instead of hiding.
+The official U-Net loader silently drops conv_in/conv_out and cross-attention weights of other shapes and
+loads non-strictly, so a wrong config or a truncated file goes unnoticed. Everything here reports instead.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Reading official checkpoint files and reporting how well they fit a model.
 
-The official loader silently drops weights whose shapes differ and loads non-strictly, so a wrong
-config or a truncated file goes unnoticed. Everything here reports instead of hiding.
+The official U-Net loader silently drops conv_in/conv_out and cross-attention weights of other shapes and
+loads non-strictly, so a wrong config or a truncated file goes unnoticed. Everything here reports instead.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,12 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     global_step: int | None = None
+    loaded: int = 0  # tensors of the file that fit the model by name and shape
+    reshaped: list[str] = field(default_factory=list)  # left out on purpose: their layers start as initialised
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return not (self.missing or self.unexpected or self.mismatched or self.reshaped)
 
     def summary(self, limit: int = 8) -> str:
         def head(items: list[Any]) -> str:
@@ -54,6 +57,25 @@ class LoadReport:
         if self.unexpected:
             parts.append("not in model: " + head(self.unexpected))
         return "; ".join(parts) if parts else "all keys matched"
+
+    def counts(self) -> str:
+        """One line with counts: tensors loaded, the file's tensors ignored and the model's left as initialised."""
+        line = f"{self.loaded} tensors loaded"
+        if self.reshaped:
+            line += f"; {len(self.reshaped)} of another shape left as initialised ({key_groups(self.reshaped)})"
+        if self.unexpected:
+            line += f"; {len(self.unexpected)} of the file ignored ({key_groups(self.unexpected)})"
+        if self.missing:
+            groups = key_groups(self.missing)
+            line += f"; {len(self.missing)} of the model not in the file, left as initialised ({groups})"
+        return line
+
+
+def key_groups(keys: list[str], limit: int = 4) -> str:
+    """Counts of `keys` by their first two named parts: `down_blocks.motion_modules 32, mid_block.motion_modules 4`."""
+    groups = Counter(".".join([part for part in key.split(".") if not part.isdigit()][:2]) for key in keys)
+    shown = [f"{name} {count}" for name, count in groups.most_common(limit)]
+    return ", ".join(shown) + (f", {len(groups) - limit} more groups" if len(groups) > limit else "")
 
 
 def load_weights_file(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> Any:
@@ -92,6 +114,7 @@ def fit_report(model: nn.Module, state_dict: Mapping[str, torch.Tensor], path: s
         elif tuple(own[key].shape) != tuple(tensor.shape):
             report.mismatched.append((key, tuple(tensor.shape), tuple(own[key].shape)))
     report.missing = [k for k in own if k not in state_dict]
+    report.loaded = len(state_dict) - len(report.unexpected) - len(report.mismatched)
     return report
 
 
@@ -101,17 +124,33 @@ def load_into(
     path: str,
     strict: bool,
     allowed_missing: tuple[str, ...] = (),
+    reshaped: list[str] | tuple[str, ...] = (),
 ) -> LoadReport:
     """Copy matching tensors into `model` and return a report of every key that did not fit.
 
-    Keys whose shapes differ are skipped (as the official loader does for conv_in/conv_out and audio
-    projections) but listed. With `strict`, any problem not covered by `allowed_missing` (key substrings
-    that may legitimately be absent, such as motion modules when a stage-1 file feeds a stage-2 model)
-    raises a CheckpointError naming the keys.
+    With `strict`, any problem not covered by `allowed_missing` (key substrings that may legitimately be absent,
+    such as motion modules when a stage-1 file feeds a stage-2 model) raises a CheckpointError naming the keys;
+    keys whose shapes differ are otherwise skipped but listed. Without it, loading is by name as the official
+    trainers' `load_state_dict(strict=False)`: keys only one side has, and the file's `reshaped` keys (which the
+    official loader drops so that those layers start afresh), are left out and counted in one logged line; any other
+    shape mismatch still raises (as torch does), and so does a file of which no tensor fits at all.
     """
-    report = fit_report(model, state_dict, path)
-    skipped = set(report.unexpected) | {key for key, *_ in report.mismatched}
+    left_out = set(reshaped)
+    report = fit_report(model, {k: v for k, v in state_dict.items() if k not in left_out}, path)
+    report.reshaped = list(reshaped)
+    report.missing = [k for k in report.missing if k not in left_out]
+    if not strict:
+        if report.mismatched or not report.loaded:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit the model config: "
+                + (report.summary() if report.mismatched else f"none of its {len(state_dict)} tensors is in the model")
+            )
+        if not report.clean:
+            logger.warning("%s: %s", path, report.counts())
+    skipped = set(report.unexpected) | {key for key, *_ in report.mismatched} | left_out
     model.load_state_dict({k: v for k, v in state_dict.items() if k not in skipped}, strict=False)
+    if not strict:
+        return report
 
     tolerated = [k for k in report.missing if any(s in k for s in allowed_missing)]
     problems = LoadReport(
@@ -123,7 +162,5 @@ def load_into(
     if tolerated:
         logger.info("%s: %d keys left at their initial values (%s)", path, len(tolerated), ", ".join(allowed_missing))
     if not problems.clean:
-        if strict:
-            raise CheckpointError(f"checkpoint {path} does not fit the model config: {problems.summary()}")
-        logger.warning("checkpoint %s loaded with problems: %s", path, problems.summary())
+        raise CheckpointError(f"checkpoint {path} does not fit the model config: {problems.summary()}")
     return report

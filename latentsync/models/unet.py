@@ -135,13 +135,32 @@ class UNet3DConditionModel(nn.Module):
         return model.to(device=device, dtype=dtype).eval()
 
     def load_checkpoint(self, ckpt_path: str | Path, strict: bool = True) -> LoadReport:
+        """Load a checkpoint file (see `from_pretrained`); without `strict`, as the official trainer starts from
+        one: by name, the layers the official loader re-initialises left out (`official_reshaped`)."""
         state_dict, extra = read_checkpoint(ckpt_path)
         has_motion = any("motion_modules." in k for k in state_dict)
         allowed = () if has_motion else ("motion_modules.",)
-        report = load_into(self, state_dict, str(ckpt_path), strict=strict, allowed_missing=allowed)
+        reshaped = [] if strict else self.official_reshaped(state_dict)
+        report = load_into(self, state_dict, str(ckpt_path), strict=strict, allowed_missing=allowed, reshaped=reshaped)
         report.global_step = extra.get("global_step")
         self.load_report = report
         return report
+
+    def official_reshaped(self, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+        """The keys the official loader drops so that their layers keep their initial values: conv_in (weight and
+        bias) of another input channel count, conv_out of another output count, and the cross-attention key/value
+        projections of another audio width (`UNet3DConditionModel.load_state_dict` of the official code)."""
+        config, dropped = self.config, []
+        conv_in, conv_out = state_dict.get("conv_in.weight"), state_dict.get("conv_out.weight")
+        if conv_in is not None and conv_in.shape[1] != config.in_channels:
+            dropped += [k for k in ("conv_in.weight", "conv_in.bias") if k in state_dict]
+        if conv_out is not None and conv_out.shape[0] != config.out_channels:
+            dropped += [k for k in ("conv_out.weight", "conv_out.bias") if k in state_dict]
+        return dropped + [
+            k
+            for k, v in state_dict.items()
+            if ("attn2.to_k." in k or "attn2.to_v." in k) and v.ndim == 2 and v.shape[1] != config.cross_attention_dim
+        ]
 
     # ----------------------------------------------------------------------------------------------------------
     @property

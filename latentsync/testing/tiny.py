@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=torch.nn.Module)
 
 TINY_WIDTH = 64  # whisper width = U-Net cross-attention width
+EMBED = 256  # the tiny SyncNet's embedding width: 8 channels in each of its last GroupNorm's 32 groups
 
 
 @dataclass(frozen=True)
@@ -141,19 +142,24 @@ class TinyTrainingModels:
 
 
 def _tiny_syncnet_model(resolution: int) -> dict:
-    """A narrow StableSyncNet whose visual encoder reduces the lower half of R px crops (R a power of 2) to 1x1."""
+    """A narrow StableSyncNet whose visual encoder reduces the lower half of R px crops (R a power of 2) to 1x1.
+
+    Both encoders end wide (EMBED channels): their last GroupNorm(32) normalises each group of the 1x1 embedding
+    over its own channels, and with 2 channels a group (a width of 64) it outputs +-1 whatever the input (but for
+    the eps), so next to no gradient reaches the encoders and a SyncNet of that width never learns (loss ln 2).
+    """
     blocks = resolution.bit_length() - 1  # one (1, 2) block, then halving blocks down to 1x1
     return {
         "audio_encoder": {
             "in_channels": 1,
-            "block_out_channels": [32] * 6 + [64],  # 64 at the end: GroupNorm(32) needs 2 values a group at 1x1
+            "block_out_channels": [32] * 6 + [EMBED],
             "downsample_factors": [[2, 1], 2, 2, 1, 2, 2, [2, 3]],  # the official mel path: (80, 52) to 1x1
             "attn_blocks": [0, 0, 0, 1, 0, 0, 0],
             "dropout": 0.0,
         },
         "visual_encoder": {
             "in_channels": 48,
-            "block_out_channels": [32] * (blocks - 1) + [64],
+            "block_out_channels": [32] * (blocks - 1) + [EMBED],
             "downsample_factors": [[1, 2]] + [2] * (blocks - 1),
             "attn_blocks": [0] * (blocks - 2) + [1, 0],
             "dropout": 0.0,

@@ -94,7 +94,8 @@ def require_file(path: str | Path, what: str, key: str) -> Path:
 def load_unet_training_models(cfg: DictConfig, device: str | torch.device) -> UNetTrainingModels:
     """The models of a U-Net run of `cfg` (a U-Net file config), built and gated as the official trainer.
 
-    The U-Net starts from `ckpt.resume_ckpt_path` (a fresh model when empty), fp32, in train mode, gradient
+    The U-Net starts from `ckpt.resume_ckpt_path` (a fresh model when empty; loaded by name as the official trainer
+    loads it, what did not match logged in one line), fp32, in train mode, gradient
     checkpointing per `run.enable_gradient_checkpointing`. SyncNet when `model.add_audio_layer` and
     `run.use_syncnet`; LPIPS and TREPA when `run.pixel_space_supervise` and their weight is not 0.
     """
@@ -106,7 +107,8 @@ def load_unet_training_models(cfg: DictConfig, device: str | torch.device) -> UN
 
     if cfg.ckpt.resume_ckpt_path:
         path = require_file(cfg.ckpt.resume_ckpt_path, "starting U-Net checkpoint", "ckpt.resume_ckpt_path")
-        unet = UNet3DConditionModel.from_pretrained(model_cfg, path, device=device)
+        # by name, as the official trainer: a stage-2 file starts a stage-1 model (its motion modules ignored)
+        unet = UNet3DConditionModel.from_pretrained(model_cfg, path, device=device, strict=False)
     else:
         unet = UNet3DConditionModel.from_config(model_cfg).to(device)
     unet.enable_gradient_checkpointing(checkpointing)

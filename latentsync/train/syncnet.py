@@ -21,10 +21,8 @@ from latentsync.data.sources import DataError
 from latentsync.data.syncnet_dataset import SyncNetDataset
 from latentsync.models.syncnet import StableSyncNet
 from latentsync.train import state as ckpt
-from latentsync.train.distributed import init_distributed, shutdown
-from latentsync.train.logging import TrainLogger
-from latentsync.train.loop import LoopResult, LoopSettings, TrainLoop, adamw, precision
-from latentsync.train.unet import save_run_config, seed_everything, to_device, wrap_ddp
+from latentsync.train.loop import LoopResult, adamw
+from latentsync.train.setup import to_device, training_run
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +43,11 @@ def train_syncnet(
 ) -> LoopResult:
     from latentsync.train.objectives import syncnet_loss
 
-    out = Path(output_dir or cfg.data.train_output_dir)
-    env = init_distributed(device)
-    try:
-        seed = int(cfg.run.seed)
-        seed_everything(seed + env.rank)
-        dataset = SyncNetDataset.from_config(cfg)
-        dataset.check_usable()
+    with training_run(cfg, output_dir, resume, device, SyncNetDataset.from_config) as run:
+        env = run.env
         model = StableSyncNet(cfg.model).to(env.device)
         history: dict[str, list[float]] = {key: [] for key in HISTORY}
-        start_file = ckpt.resolve_resume(resume, out / "checkpoints")
-        start_file = start_file or (Path(cfg.ckpt.resume_ckpt_path) if cfg.ckpt.resume_ckpt_path else None)
+        start_file = run.resume_from or (Path(cfg.ckpt.resume_ckpt_path) if cfg.ckpt.resume_ckpt_path else None)
         resumed = ckpt.load_resume(start_file) if start_file is not None else None
         if resumed is not None:
             model.load_state_dict(resumed.weights["state_dict"])
@@ -66,13 +58,11 @@ def train_syncnet(
             from latentsync.models.vae import load_vae
 
             vae = load_vae(cfg.weights.vae, env.device, torch.float16 if env.device.type == "cuda" else None)
-        if env.is_main:
-            save_run_config(cfg, out, "syncnet_config.yaml")
+        run.save_config("syncnet_config.yaml")
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = adamw(params, float(cfg.optimizer.lr), kind=cfg.train.optimizer)
-        autocast, use_scaler = precision(cfg.train.dtype, cfg.run.mixed_precision_training, env.device)
-        scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-        wrapped = wrap_ddp(model, env) if env.distributed else model
+        autocast, scaler = run.precision()
+        wrapped = run.wrap(model)
 
         def run_loss(net: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
             batch = to_device(batch, env.device)
@@ -92,41 +82,22 @@ def train_syncnet(
         def weights(step: int) -> dict[str, Any]:
             return {"state_dict": ckpt.official_state_dict(model), "global_step": step, **history}
 
-        settings = LoopSettings(
-            max_steps=int(cfg.run.max_train_steps),
-            batch_size=int(cfg.data.batch_size),
-            num_workers=int(cfg.data.num_workers),
-            seed=seed,
-            save_every=int(cfg.ckpt.save_ckpt_steps),
-            log_every=int(cfg.train.log_every),
-            keep_last=int(cfg.train.keep_last),
-            accumulation=int(cfg.data.gradient_accumulation_steps),
-            max_grad_norm=float(cfg.optimizer.max_grad_norm),
-            max_bad_steps=int(cfg.train.max_bad_steps),
-            validate_every=int(cfg.run.validation_steps),
-        )
-        start = resumed.step if resumed is not None else 0
-        logger = TrainLogger(out, env.is_main, settings.max_steps, start, "SyncNet", progress)
-        loop = TrainLoop(
-            env,
+        settings = run.settings(int(cfg.data.gradient_accumulation_steps), int(cfg.run.validation_steps))
+        loop = run.loop(
             settings,
-            dataset,
-            wrapped,
-            params,
-            optimizer,
-            loss_fn,
-            out,
-            weights,
-            logger,
+            "SyncNet",
+            progress,
+            resumed,
+            model=wrapped,
+            params=params,
+            optimizer=optimizer,
+            loss_fn=loss_fn,
+            weights_payload=weights,
             scaler=scaler,
             validate=validate,
             on_step=on_step if env.is_main else None,
         )
-        if resumed is not None:
-            loop.restore(resumed)
         return loop.run()
-    finally:
-        shutdown()
 
 
 def make_validation(cfg: DictConfig, model: torch.nn.Module, run_loss, history: dict[str, list[float]]):

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from latentsync.config import load_config
+from latentsync.data.sources import data_overrides
 from latentsync.testing import ASSETS
 
 CLIP_FRAMES = 64  # 2.56 s: more than the U-Net's 48-frame minimum
@@ -58,6 +60,33 @@ def write_tiny_training_setup(folder: Path) -> Path:
 
 def overrides(folder: Path, kind: str) -> list[str]:
     return (folder / f"train_{kind}.overrides").read_text().split()
+
+
+def unet_config(tiny: Path, clips: Path, *extra: str):
+    return load_config(
+        tiny / "unet_tiny.yaml",
+        [
+            *overrides(tiny, "unet"),
+            *data_overrides(clips),
+            "data.val_video_path=''",
+            "train.log_every=1",
+            "optimizer.lr=1e-3",
+            *extra,
+        ],
+    )
+
+
+def syncnet_config(tiny: Path, clips: Path, *extra: str):
+    return load_config(
+        tiny / "syncnet_tiny.yaml",
+        [
+            *overrides(tiny, "syncnet"),
+            *data_overrides(clips),
+            *data_overrides(clips, "val"),
+            "train.log_every=1",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture(scope="session")

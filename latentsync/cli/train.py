@@ -70,7 +70,7 @@ def _cache(args: argparse.Namespace, cfg, kind: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    text = "train the U-Net or SyncNet (also under torchrun), fill the caches, merge a LoRA adapter"
+    text = "train the U-Net or SyncNet (torchrun for many GPUs), fill caches, merge LoRA"
     train = sub.add_parser("train", help=text, description=text)
     kinds = train.add_subparsers(dest="what", required=True, metavar="unet|syncnet|cache|merge")
     helps = {

@@ -33,6 +33,8 @@ REDETECT_EVERY = 10
 # A whole-frame detection keeps the face it was following when one of the faces found overlaps the last known box
 # by at least this intersection-over-union (a face moves far less than that between two scans).
 SAME_FACE_OVERLAP = 0.3
+# With confirm_every > 1, a local search that misses is tried again around the box grown by these factors.
+RETRY_GROWTH = (1.15, 1.3)
 
 
 class NoFaceError(LatentSyncError, ValueError):
@@ -121,7 +123,7 @@ class FaceFollower:
                 self._unsearched += 1
                 face = self.detector.landmarks_at(frame, self._moved_box())  # type: ignore[attr-defined]
             else:
-                face = self.detector.detect_near(frame, self._previous.box)  # type: ignore[attr-defined]
+                face = self._search_near(frame, self._previous.box)
                 self._searched, self._unsearched = face, 0
         if face is None:
             faces = self.faces = self.detector.detect(frame)
@@ -135,6 +137,18 @@ class FaceFollower:
         if face is not None:
             self._last_seen = face
         return face
+
+    def _search_near(self, frame: np.ndarray, box: np.ndarray) -> Face | None:
+        """The local search around `box`; when following by fitted landmarks, also around the box grown by each of
+        RETRY_GROWTH before giving up (the finder's verdict on a face near its size limit hangs on the exact box)."""
+        growths = (1.0, *RETRY_GROWTH) if self.confirm_every > 1 else (1.0,)
+        centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2
+        for growth in growths:
+            grown = np.concatenate([centre - half * growth, centre + half * growth])
+            face = self.detector.detect_near(frame, grown)  # type: ignore[attr-defined]
+            if face is not None:
+                return face
+        return None
 
     def _moved_box(self) -> np.ndarray:
         """The last searched face's box, shifted and scaled as its landmarks moved up to the previous frame."""
@@ -181,6 +195,23 @@ class FaceTrack:
         return int(self.found.sum())
 
 
+def alignment_matrices(anchors: np.ndarray, resolution: int, steady: bool = True) -> np.ndarray:
+    """(n, 2, 3) frame-to-crop matrices of one face track's (n, 3, 2) anchors, NaN rows where a frame has no face.
+
+    `steady` steadies the anchors over the whole track first (`smooth.steady_anchors`); without it the alignment is
+    the official one, frame by frame. The aligner's own smoothing state starts afresh with the track.
+    """
+    points = np.asarray(anchors, dtype=np.float64)
+    found = np.isfinite(points).all(axis=(1, 2))
+    if steady:
+        points = steady_anchors(points)
+    aligner = FaceAligner(resolution)
+    matrices = np.full((len(points), 2, 3), np.nan)
+    for i in np.flatnonzero(found):
+        matrices[i] = aligner.matrix(points[i])
+    return matrices
+
+
 def track_faces(
     frames: Iterable[np.ndarray],
     detector: LandmarkDetector,
@@ -216,13 +247,7 @@ def track_faces(
     points = np.asarray(anchors, dtype=np.float64).reshape(-1, 3, 2)
     # numpy's stub types a reduction over axes as scalar-or-array; over two of three axes it is an array
     found = cast(np.ndarray, np.isfinite(points).all(axis=(1, 2)))
-    if steady:
-        points = steady_anchors(points)
-    aligner = FaceAligner(resolution)
-    matrices = np.full((len(points), 2, 3), np.nan)
-    for i in np.flatnonzero(found):
-        matrices[i] = aligner.matrix(points[i])
-    track = FaceTrack(matrices, found)
+    track = FaceTrack(alignment_matrices(points, resolution, steady), found)
     if track.faces_found == 0:
         where = "" if index is None and at is None else " matching --face-index/--face-at"
         raise NoFaceError(f"no face{where} found in any of the {len(track)} frames of the video")

@@ -2,12 +2,12 @@
 pipeline would reject (no face, a face too small or oddly shaped) or, beyond it, a second face of comparable size.
 
 The follower is new for every segment, so each segment chooses its own (largest) face, as the official per-clip
-alignment does. It scans the whole frame once a second (REDETECT_EVERY) and after a lost face; the second-face check
-runs on those frames, the only ones where all faces are looked for. In between, it confirms the face around its last
-box every CONFIRM_EVERY frames and otherwise only fits the landmarks to the followed box, so a frame without a face
-is noticed within that many frames (the segment is dropped all the same). On the 1080p demo clips this follows the
-anchors of a whole-frame detection in every frame as closely as inference's default following does (mean gap
-0.8-1.9 px, at most 6) for 40 % of its CPU time (benchmarks/preprocess.py).
+alignment does. It scans the whole frame every REDETECT_EVERY frames (2 s) and after a lost face; the second-face
+check runs on those frames, the only ones where all faces are looked for. In between, it looks for the face around
+its last box every CONFIRM_EVERY frames and otherwise only fits the landmarks to the followed box, so a face that is
+gone for that many frames is noticed (the segment is dropped). On the 1080p demo clips this keeps the anchors of a
+whole-frame detection in every frame as closely as inference's default following (a face search in every frame)
+does, for about a third of its CPU time (benchmarks/preprocess.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from latentsync.faces.track import FaceFollower
 
 from ..settings import Settings
 
-REDETECT_EVERY = 25
+REDETECT_EVERY = 50
 CONFIRM_EVERY = 5
 
 

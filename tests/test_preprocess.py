@@ -206,9 +206,17 @@ def test_a_steadied_crop_beyond_the_held_region_comes_from_a_second_decode(
     prepared: Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(align_stage, "HOLD_MARGIN", -0.2)  # hold less than any crop reads
+    second_decodes = []
+
+    def realign(src: Path, segments: list, *args: object) -> None:
+        second_decodes.extend(segments)
+        align_stage.realign(src, segments, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(video_module, "realign", realign)
     (tmp_path / "raw").mkdir()
     shutil.copy2(prepared.raw / "demo1.mp4", tmp_path / "raw" / "demo1.mp4")
     run_preprocess(tmp_path / "raw", tmp_path / "out", Settings(), prepared.aux, progress=False)
+    assert len(second_decodes) == 1
     clip = Path("aligned") / "demo1_shot_001_000.mp4"
     again, first = (list(VideoReader(folder / clip)) for folder in (tmp_path / "out", prepared.out))
     assert len(again) == len(first) == 55 and all(np.array_equal(a, b) for a, b in zip(again, first))

@@ -5,9 +5,9 @@ The alignment is inference's (`faces.track.alignment_matrices`), run afresh for 
 carries its smoothing state over from whatever clip the worker handled before). With `face_smoothing="steady"` (the
 default, as in inference) the anchors are steadied over the whole segment, so the warp waits for the segment's end;
 meanwhile only the part of each frame around the face is held: what the unsteadied alignment reads, grown by
-HOLD_MARGIN of its size on each side (a 1080p talking head: ~1 MB a frame, ~130 MB for a 5 s segment). A steadied
-crop reaching beyond it (a far outlier replaced) is cut from a second decode instead (`realign`), which also redoes
-the clips from the stored anchors when only a stage 5 setting changed.
+HOLD_MARGIN of its size on each side (0.5-0.9 MB a frame on the 1080p demo clips, at most ~115 MB for a 5 s
+segment). A steadied crop reaching beyond it (a far outlier replaced) is cut from a second decode instead
+(`realign`), which also redoes the clips from the stored anchors when only a stage 5 setting changed.
 """
 
 from __future__ import annotations

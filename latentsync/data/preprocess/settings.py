@@ -36,7 +36,7 @@ class Settings:
     shot_min_frames: int = 15  # PySceneDetect's minimum scene length, 0.6 s
     segment_frames: int = 125  # 5 s segments, as the official ffmpeg segmenter cuts
     min_segment_frames: int = 51  # the official sync filter needs a face track of more than 50 frames
-    min_face_width: int = 50  # official: faces under 50 x 80 px are not considered
+    min_face_width: int = 50  # official: faces under 50 x 80 px are not considered (dlib finds none that small)
     min_face_height: int = 80
     min_face_aspect: float = 0.2  # official width / height range
     max_face_aspect: float = 1.5

@@ -113,6 +113,7 @@ def process(job: Job) -> Record:
             if segment["clip"] not in made:
                 (out / ALIGNED / segment["clip"]).unlink(missing_ok=True)
                 (out / CLIPS / segment["clip"]).unlink(missing_ok=True)
+    record["face_smoothing"] = job.settings.face_smoothing  # how the clips were aligned, for a reader of the manifest
     sync, quality = filters(job.auxiliary)
     record["filters"] = filters_fingerprint(job.settings, job.auxiliary)
     for segment in record["segments"]:

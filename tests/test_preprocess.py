@@ -192,6 +192,8 @@ def test_switching_face_smoothing_redoes_only_the_alignment_and_steady_clips_sha
         }
 
     assert segments(out) == segments(prepared.out)
+    assert {r["face_smoothing"] for r in manifest_lines(prepared.out)} == {"steady"}  # the default, as inference's
+    assert {r["face_smoothing"] for r in manifest_lines(out)} == {"official"}
     # The crop's upper band (brows and eyes: still while the mouth speaks) changes less from frame to frame.
     for clip in ("demo1_shot_001_000.mp4", "demo2_shot_001_000.mp4"):
         shake = {}

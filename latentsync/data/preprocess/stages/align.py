@@ -94,20 +94,23 @@ def encode_clip(path: Path, crops: Iterable[np.ndarray], audio: np.ndarray, star
 
 
 def realign(src: Path, segments: list[tuple[Path, int, np.ndarray]], audio: np.ndarray, settings: Settings) -> None:
-    """Cut and encode the clips of `segments` (clip path, start frame, (n, 3, 2) anchors) from a new decode of `src`."""
-    todo = sorted(segments, key=lambda segment: segment[1])
-    if not todo:
+    """Cut and encode the clips of `segments` (clip path, start frame, (n, 3, 2) anchors; they do not overlap) from a
+    new decode of `src`."""
+    plans = iter(sorted(segments, key=lambda segment: segment[1]))
+    plan = next(plans, None)
+    if plan is None:
         return
-    plans = [(path, start, segment_matrices(anchors, settings)) for path, start, anchors in todo]
-    end = max(start + len(matrices) for _, start, matrices in plans)
-    crops: dict[int, list[np.ndarray]] = {start: [] for _, start, _ in plans}
+    crops: list[np.ndarray] = []
+    matrices = segment_matrices(plan[2], settings)
     for index, frame in enumerate(VideoReader(src, fps=FPS)):
-        for path, start, matrices in plans:
-            if start <= index < start + len(matrices):
-                crops[start].append(crop_face(frame, matrices[index - start], settings.resolution))
-                if index == start + len(matrices) - 1:
-                    encode_clip(path, crops.pop(start), audio, start, settings)
-        if index + 1 >= end:
-            break
-    if crops:
-        raise RuntimeError(f"{src}: the video ended before frame {end} it had when its faces were found")
+        path, start, anchors = plan
+        if index < start:
+            continue
+        crops.append(crop_face(frame, matrices[index - start], settings.resolution))
+        if len(crops) == len(anchors):
+            encode_clip(path, crops, audio, start, settings)
+            crops, plan = [], next(plans, None)
+            if plan is None:
+                return
+            matrices = segment_matrices(plan[2], settings)
+    raise RuntimeError(f"{src}: the video ended before frame {plan[1] + len(plan[2])}, seen when finding its faces")

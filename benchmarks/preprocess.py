@@ -1,11 +1,12 @@
 """CPU cost of data preparation per second of 1080p raw video, stage by stage, beside the official chain.
 
 Ours, on each clip: the decode retimed to 25 fps, the 16 kHz audio decode, shot detection on the decoded frames,
-the face search (dlib, followed), the alignment warp and the one H.264 encode of the R x R clip (CRF 18,
-keyint 25). The official chain for the same clip, with the same libraries (PyAV's libx264, PySceneDetect), face
-work excluded on both sides: resample (a stream copy at 25 fps, else a libx264 CRF 23 re-encode at 25 fps, audio
-to 16 kHz), then the shot split (decode, adaptive detection, a libx264 veryfast CRF 22 re-encode), then the
-5 s segmenting (a stream copy, not timed: it is cheap), then stage 5's decode of the segment before its face work.
+the face search (stages/faces.py: dlib, followed), the alignment (face regions held per 5 s segment, anchors
+steadied, the warp) and the one H.264 encode of each R x R clip (CRF 18, keyint 25). The official chain for the
+same clip, with the same libraries (PyAV's libx264, PySceneDetect), face work excluded on both sides: resample (a
+stream copy at 25 fps, else a libx264 CRF 23 re-encode at 25 fps, audio to 16 kHz), then the shot split (decode,
+adaptive detection, a libx264 veryfast CRF 22 re-encode), then the 5 s segmenting (a stream copy, not timed: it is
+cheap), then stage 5's decode of the segment before its face work.
 
 Run: python benchmarks/preprocess.py [--loops N] [--quick]
 (--quick: the first 4 s of demo1 and demo3, one pass, well under a minute.) Prints CPU seconds per second of video.
@@ -27,7 +28,7 @@ import numpy as np
 
 from latentsync.audio import load_audio
 from latentsync.data.preprocess.settings import Settings
-from latentsync.data.preprocess.stages.align import SegmentCrops
+from latentsync.data.preprocess.stages.align import SegmentCrops, encode_clip
 from latentsync.data.preprocess.stages.faces import FaceCheck
 from latentsync.data.preprocess.stages.shots import with_shots
 from latentsync.faces import create_detector
@@ -62,20 +63,32 @@ def ours(clip: Path, limit: int, clock: Clock, work: Path) -> int:
     settings = Settings()
     with clock("audio decode"):
         audio = load_audio(clip)
-    check, crops = FaceCheck(create_detector("dlib"), settings), SegmentCrops(settings)
     frames = timed_iter(iter(_first(VideoReader(clip, fps=25, read_ahead=0), limit)), clock, "video decode")
-    count = 0
+    count, check, crops = 0, None, None
     for _shot, _index, frame in timed_iter(with_shots(frames, 25, 2.0, 15), clock, "shot detection"):
+        if count % settings.segment_frames == 0:  # a new 5 s segment: a new face follower and alignment
+            if crops is not None:
+                _finish(crops, count - len(crops), audio, clock, work, settings)
+            check, crops = FaceCheck(create_detector("dlib"), settings), SegmentCrops(settings)
+        assert check is not None and crops is not None
         with clock("face search"):
             face = check(frame)
         if not isinstance(face, str):
             with clock("alignment"):
                 crops.add(frame, face)
         count += 1
+    if crops is not None:
+        _finish(crops, count - len(crops), audio, clock, work, settings)
     clock.seconds["shot detection"] -= clock.seconds["video decode"]  # the decode ran inside the shot iterator
-    with clock("encode"):
-        crops.encode(work / "ours.mp4", audio, 0)
     return count
+
+
+def _finish(crops: SegmentCrops, start: int, audio: np.ndarray, clock: Clock, work: Path, settings: Settings) -> None:
+    with clock("alignment"):
+        aligned = crops.crops()
+    assert aligned is not None, "a steadied crop left the held region: the run would decode the clip again"
+    with clock("encode"):
+        encode_clip(work / f"ours_{start}.mp4", aligned, audio, start, settings)
 
 
 def official(clip: Path, limit: int, clock: Clock, work: Path) -> None:

@@ -24,14 +24,17 @@ from latentsync.cli import main
 from latentsync.data.fileslist import kept_clips
 from latentsync.data.preprocess import Settings, run_preprocess
 from latentsync.data.preprocess import manifest as manifest_module
+from latentsync.data.preprocess import video as video_module
 from latentsync.data.preprocess.lock import OutputLock, OutputLockedError
 from latentsync.data.preprocess.report import build_report, contact_sheet
 from latentsync.data.preprocess.runner import in_shard, list_inputs, parse_shard
+from latentsync.data.preprocess.stages import align as align_stage
 from latentsync.data.preprocess.stages import quality as quality_stage
 from latentsync.data.preprocess.stages import sync as sync_stage
+from latentsync.data.preprocess.stages.align import segment_matrices
+from latentsync.data.preprocess.stages.faces import FaceCheck
 from latentsync.errors import InvalidArgumentError
 from latentsync.faces import create_detector, crop_face
-from latentsync.faces.track import track_faces
 from latentsync.media import VideoReader
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +51,16 @@ def tree_hashes(folder: Path) -> dict[str, str]:
 
 def manifest_lines(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def linked_copy(src: Path, dst: Path) -> Path:
+    """A copy of an OUT_DIR whose clips and anchors are hard links (an unchanged file keeps its inode) and whose
+    manifest is a file of its own (a run appends to it)."""
+    shutil.copytree(src, dst, copy_function=os.link)
+    for path in dst.glob("manifest*.jsonl"):
+        path.unlink()
+        shutil.copy2(src / path.name, path)
+    return dst
 
 
 @dataclass
@@ -128,9 +141,10 @@ def test_clips_are_in_sync_with_their_source(prepared: Prepared, name: str) -> N
     clip = prepared.out / "clips" / segment["clip"]
     start, count = segment["start"], segment["frames"]
     source = list(VideoReader(prepared.raw / name))[start : start + count]
-    # Data preparation aligns frame by frame as the official pipeline does (the clips the released weights saw).
-    track = track_faces(source, create_detector("dlib"), 256, progress=False, steady=False)
-    crops = [crop_face(frame, matrix, 256) for frame, matrix in zip(source, track.matrices)]
+    # The stage's face path (its follower, the default steady alignment) on the source frames of the segment.
+    check = FaceCheck(create_detector("dlib"), Settings())
+    anchors = np.stack([face.anchors() for face in map(check, source) if not isinstance(face, str)])
+    crops = [crop_face(frame, matrix, 256) for frame, matrix in zip(source, segment_matrices(anchors, Settings()))]
     frames = list(VideoReader(clip))
     for k in (10, 25, 40):
         errors = {lag: np.abs(frames[k].astype(int) - crops[k + lag]).mean() for lag in (-2, -1, 0, 1, 2)}
@@ -143,8 +157,7 @@ def test_clips_are_in_sync_with_their_source(prepared: Prepared, name: str) -> N
 
 @pytest.mark.slow
 def test_rerun_does_no_work_and_a_new_threshold_redoes_only_its_stage(prepared: Prepared, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(prepared.out, out, copy_function=os.link)  # hard links: an unchanged file keeps its inode
+    out = linked_copy(prepared.out, tmp_path / "out")
     before = {p: p.stat().st_ino for p in out.rglob("*.mp4")}
     again = run_preprocess(prepared.raw, out, Settings(), prepared.aux, progress=False)
     assert again.processed == 0
@@ -154,6 +167,77 @@ def test_rerun_does_no_work_and_a_new_threshold_redoes_only_its_stage(prepared: 
     assert {p: p.stat().st_ino for p in out.rglob("aligned/**/*.mp4")} == {
         p: i for p, i in before.items() if "/aligned/" in p.as_posix()
     }
+
+
+@pytest.mark.slow
+def test_switching_face_smoothing_redoes_only_the_alignment_and_steady_clips_shake_less(
+    prepared: Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = linked_copy(prepared.out, tmp_path / "out")
+    before = {p: p.stat().st_ino for p in out.rglob("aligned/**/*.mp4")}
+
+    def searched_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("shots or faces were searched again")
+
+    monkeypatch.setattr(video_module, "with_shots", searched_again)
+    monkeypatch.setattr(video_module, "FaceCheck", searched_again)
+    official = run_preprocess(prepared.raw, out, Settings(face_smoothing="official"), prepared.aux, progress=False)
+    assert official.kept_clips == 6
+    after = {p: p.stat().st_ino for p in out.rglob("aligned/**/*.mp4")}
+    assert after.keys() == before.keys() and all(after[p] != before[p] for p in before)  # every clip cut again
+
+    def segments(folder: Path) -> dict[str, list[tuple]]:
+        return {
+            r["input"]: [(s["start"], s["frames"], s["state"]) for s in r["segments"]] for r in manifest_lines(folder)
+        }
+
+    assert segments(out) == segments(prepared.out)
+    assert {r["face_smoothing"] for r in manifest_lines(prepared.out)} == {"steady"}  # the default, as inference's
+    assert {r["face_smoothing"] for r in manifest_lines(out)} == {"official"}
+    # The crop's upper band (brows and eyes: still while the mouth speaks) changes less from frame to frame.
+    for clip in ("demo1_shot_001_000.mp4", "demo2_shot_001_000.mp4"):
+        shake = {}
+        for mode, folder in (("steady", prepared.out), ("official", out)):
+            band = np.stack([frame[:100] for frame in VideoReader(folder / "aligned" / clip)]).astype(np.float32)
+            shake[mode] = float(np.abs(np.diff(band, 2, axis=0)).mean())
+        assert shake["steady"] < 0.85 * shake["official"], (clip, shake)
+
+
+@pytest.mark.slow
+def test_a_steadied_crop_beyond_the_held_region_comes_from_a_second_decode(
+    prepared: Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(align_stage, "HOLD_MARGIN", -0.2)  # hold less than any crop reads
+    second_decodes = []
+
+    def realign(src: Path, segments: list, *args: object) -> None:
+        second_decodes.extend(segments)
+        align_stage.realign(src, segments, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(video_module, "realign", realign)
+    (tmp_path / "raw").mkdir()
+    shutil.copy2(prepared.raw / "demo1.mp4", tmp_path / "raw" / "demo1.mp4")
+    run_preprocess(tmp_path / "raw", tmp_path / "out", Settings(), prepared.aux, progress=False)
+    assert len(second_decodes) == 1
+    clip = Path("aligned") / "demo1_shot_001_000.mp4"
+    again, first = (list(VideoReader(folder / clip)) for folder in (tmp_path / "out", prepared.out))
+    assert len(again) == len(first) == 55 and all(np.array_equal(a, b) for a, b in zip(again, first))
+
+
+@pytest.mark.slow
+def test_a_shots_remainder_is_its_own_segment(raw: Path, tmp_path: Path) -> None:
+    """As the official split (ffmpeg's segment muxer) leaves it: not merged into the segment before, and dropped when
+    shorter than the minimum (the official sync filter's 51 frames). Shown with 20-frame segments of 55 frames."""
+    (tmp_path / "raw").mkdir()
+    shutil.copy2(raw / "demo1.mp4", tmp_path / "raw" / "demo1.mp4")
+    settings = Settings(segment_frames=20, min_segment_frames=16)
+    run_preprocess(tmp_path / "raw", tmp_path / "out", settings, tmp_path / "aux", progress=False)
+    (record,) = manifest_lines(tmp_path / "out")
+    assert [(s["start"], s["frames"], s["state"], s["reason"]) for s in record["segments"]] == [
+        (0, 20, "kept", None),
+        (20, 20, "kept", None),
+        (40, 15, "dropped", "15 frames, under 16"),
+    ]
 
 
 @pytest.mark.slow

@@ -114,6 +114,19 @@ class FollowingDetector(PlainDetector):
         return self.face if self.near_finds else None
 
 
+class FittingDetector(FollowingDetector):
+    """The same that can also fit landmarks to a box without searching."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls["landmarks_at"] = 0
+
+    def landmarks_at(self, frame, box):
+        self.calls["landmarks_at"] += 1
+        np.testing.assert_allclose(box, self.face.box)  # the face did not move: the box stays
+        return self.face
+
+
 def test_whole_frame_detection_schedule():
     frame = np.zeros((8, 8, 3), np.uint8)
 
@@ -132,6 +145,24 @@ def test_whole_frame_detection_schedule():
     assert run(PlainDetector()) == {"detect": 25, "detect_near": 0}  # a backend without local search
     with pytest.raises(ValueError, match="redetect_every"):
         FaceFollower(FollowingDetector(), redetect_every=0)
+    # Searched only every 5th frame (a local search at 5, 10, 15, 20), landmarks fitted in the others.
+    calls = run(FittingDetector(), redetect_every=25, confirm_every=5)
+    assert calls == {"detect": 1, "detect_near": 4, "landmarks_at": 20}
+    assert run(FittingDetector(), confirm_every=1)["landmarks_at"] == 0  # the default: every frame searched
+    assert run(FollowingDetector(), confirm_every=5)["detect_near"] == 22  # a backend that cannot fit: ignored
+    with pytest.raises(ValueError, match="confirm_every"):
+        FaceFollower(FittingDetector(), confirm_every=0)
+
+
+def test_fitting_between_searches_keeps_the_anchors_and_notices_a_face_gone_for_k_frames(clip, detector, per_frame):
+    follower = FaceFollower(detector, redetect_every=25, confirm_every=5)
+    faces = [follower(frame) for frame in clip]
+    gaps = np.array([np.abs(face.anchors() - ref.anchors()).max() for face, ref in zip(faces, per_frame)])
+    assert gaps.max() <= 2 and gaps.mean() <= 1.2  # as close as searching every frame
+    # The face painted over in frames 5-9: the search at frame 5 misses it, and so does every frame until it returns.
+    frames = clip[:5] + [cover_face(clip[i], per_frame[i]) for i in range(5, 10)] + clip[10:16]
+    follower = FaceFollower(detector, redetect_every=25, confirm_every=5)
+    assert [follower(frame) is not None for frame in frames] == [True] * 5 + [False] * 5 + [True] * 6
 
 
 # --- keeping the chosen face when there are several ---------------------------------------------------------------

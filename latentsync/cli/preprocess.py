@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(
         resolution=args.resolution,
         landmarks=args.landmarks,
+        face_smoothing=args.face_smoothing,
         second_face_ratio=args.second_face,
         crf=args.crf,
         sync_min_conf=args.sync_conf,
@@ -109,6 +110,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--checkpoints", default=None, help="checkpoints folder holding v1.6/auxiliary (sync and quality filters)"
     )
     pre.add_argument("--landmarks", default="dlib", help="face landmark backend (default dlib)")
+    pre.add_argument(
+        "--face-smoothing",
+        choices=("steady", "official"),
+        default="steady",
+        help="steady each clip's face anchors as inference does (default), or align frame by frame as the official "
+        "pipeline; a change redoes only the alignment and later stages",
+    )
     pre.add_argument(
         "--second-face",
         type=float,

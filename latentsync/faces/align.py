@@ -120,7 +120,7 @@ def frame_region(
     return rows, cols
 
 
-def _shift_source(affine_matrix: np.ndarray, dx: float, dy: float) -> np.ndarray:
+def shift_source(affine_matrix: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """The matrix for a source image whose origin sits at (dx, dy) of the original source."""
     shifted = np.array(affine_matrix, dtype=np.float64)
     shifted[:, 2] += shifted[:, :2] @ np.array([dx, dy], dtype=np.float64)
@@ -199,7 +199,7 @@ def crop_face(frame: np.ndarray, affine_matrix: np.ndarray, resolution: int) -> 
     else:
         box = cv2.warpAffine(
             frame[rows, cols].astype(np.float32),
-            _shift_source(matrix, cols.start, rows.start),
+            shift_source(matrix, cols.start, rows.start),
             box_size,
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,

@@ -7,7 +7,9 @@ played in.
 Finding the face anew in every frame is the costliest part of the pass (the dlib finder scans the whole frame,
 ~45 ms at 1080p), so `FaceFollower` scans the whole frame only every `redetect_every` frames and whenever the face
 was lost; in between, backends that can (`LocalSearch`) look for it only around its previous box, where the
-same finder confirms a face is still there, so a frame without one is still reported as such.
+same finder confirms a face is still there, so a frame without one is still reported as such. Where a few frames'
+delay in noticing a lost face is acceptable (data preparation), `confirm_every` > 1 also skips that search on most
+frames and only fits the landmarks to the followed face's box (`LandmarkFit`, under half the search's cost).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ REDETECT_EVERY = 10
 # A whole-frame detection keeps the face it was following when one of the faces found overlaps the last known box
 # by at least this intersection-over-union (a face moves far less than that between two scans).
 SAME_FACE_OVERLAP = 0.3
+# With confirm_every > 1, a local search that misses is tried again around the box grown by these factors.
+RETRY_GROWTH = (1.15, 1.3)
 
 
 class NoFaceError(LatentSyncError, ValueError):
@@ -57,13 +61,24 @@ class LocalSearch(Protocol):
         ...
 
 
+@runtime_checkable
+class LandmarkFit(Protocol):
+    """A landmark backend that can fit the landmarks to a given face box without looking for a face."""
+
+    def landmarks_at(self, frame: np.ndarray, box: np.ndarray) -> Face:
+        """The face whose detector box is `box` (x1, y1, x2, y2), its landmarks fitted there."""
+        ...
+
+
 class FaceFollower:
     """The chosen face of each frame of one video, given frame by frame in display order.
 
     A whole-frame detection runs on the first frame, every `redetect_every` frames after it and on every frame after
     one without a face; the frames in between take the backend's local search around the previous face, falling
     back to a whole-frame detection when it finds nothing there. `redetect_every=None`, or a backend without local
-    search, detects in every frame.
+    search, detects in every frame. With `confirm_every` = k > 1 (and a backend with `LandmarkFit`), only every k-th
+    of those frames is searched; the others take the landmarks fitted to the box of the last searched face, moved
+    and scaled as the landmarks moved since, so a face that leaves is noticed within k frames.
 
     The face is chosen once (`select_face` with `index`/`at`: the largest by default) and then kept: a whole-frame
     detection takes the face overlapping the last one seen, so with two people in the picture the mouth that
@@ -77,12 +92,16 @@ class FaceFollower:
         index: int | None = None,
         at: tuple[float, float] | None = None,
         redetect_every: int | None = REDETECT_EVERY,
+        confirm_every: int = 1,
     ) -> None:
         if redetect_every is not None and redetect_every < 1:
             raise ValueError(f"redetect_every must be at least 1 (or None), got {redetect_every}")
+        if confirm_every < 1:
+            raise ValueError(f"confirm_every must be at least 1, got {confirm_every}")
         self.detector = detector
         self.index, self.at = index, at
         self.redetect_every = redetect_every if isinstance(detector, LocalSearch) else None
+        self.confirm_every = confirm_every if isinstance(detector, LandmarkFit) else 1
         self.detections = 0  # whole-frame detections run so far
         self.faces: list[Face] | None = (
             None  # every face of this frame's whole-frame detection; None after a local search
@@ -90,6 +109,8 @@ class FaceFollower:
         self._previous: Face | None = None  # the face of the previous frame
         self._last_seen: Face | None = None  # the face of the last frame that had one
         self._followed = 0  # frames since the last whole-frame detection
+        self._searched: Face | None = None  # the face of the last frame searched (whole-frame or local)
+        self._unsearched = 0  # frames since then
         self._frame = -1  # number of the current frame
 
     def __call__(self, frame: np.ndarray) -> Face | None:
@@ -97,8 +118,13 @@ class FaceFollower:
         self._frame += 1
         face, self.faces = None, None
         if self._previous is not None and self.redetect_every and self._followed + 1 < self.redetect_every:
-            face = self.detector.detect_near(frame, self._previous.box)  # type: ignore[attr-defined]
             self._followed += 1
+            if self._searched is not None and self._unsearched + 1 < self.confirm_every:
+                self._unsearched += 1
+                face = self.detector.landmarks_at(frame, self._moved_box())  # type: ignore[attr-defined]
+            else:
+                face = self._search_near(frame, self._previous.box)
+                self._searched, self._unsearched = face, 0
         if face is None:
             faces = self.faces = self.detector.detect(frame)
             face = self._same_face(faces) or select_face(faces, index=self.index, at=self.at)
@@ -106,10 +132,35 @@ class FaceFollower:
                 self._refuse(faces)
             self.detections += 1
             self._followed = 0
+            self._searched, self._unsearched = face, 0
         self._previous = face
         if face is not None:
             self._last_seen = face
         return face
+
+    def _search_near(self, frame: np.ndarray, box: np.ndarray) -> Face | None:
+        """The local search around `box`; when following by fitted landmarks, also around the box grown by each of
+        RETRY_GROWTH before giving up (the finder's verdict on a face near its size limit hangs on the exact box)."""
+        centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2
+        boxes = [box]
+        if self.confirm_every > 1:
+            boxes += [np.concatenate([centre - half * growth, centre + half * growth]) for growth in RETRY_GROWTH]
+        for searched in boxes:
+            face = self.detector.detect_near(frame, searched)  # type: ignore[attr-defined]
+            if face is not None:
+                return face
+        return None
+
+    def _moved_box(self) -> np.ndarray:
+        """The last searched face's box, shifted and scaled as its landmarks moved up to the previous frame."""
+        assert self._searched is not None and self._previous is not None  # set by the caller's condition
+        then, now = self._searched.landmarks, self._previous.landmarks
+        shift = now.mean(axis=0) - then.mean(axis=0)
+        spread_now, spread_then = (float(np.std(points - points.mean(axis=0))) for points in (now, then))
+        scale = spread_now / spread_then if spread_then > 0 else 1.0
+        centre = (self._searched.box[:2] + self._searched.box[2:]) / 2 + shift
+        half = (self._searched.box[2:] - self._searched.box[:2]) / 2 * scale
+        return np.concatenate([centre - half, centre + half])
 
     def _refuse(self, faces: list[Face]) -> None:
         found = f"frame {self._frame} (the first with faces) shows {describe_faces(faces)}"
@@ -143,6 +194,23 @@ class FaceTrack:
     @property
     def faces_found(self) -> int:
         return int(self.found.sum())
+
+
+def alignment_matrices(anchors: np.ndarray, resolution: int, steady: bool = True) -> np.ndarray:
+    """(n, 2, 3) frame-to-crop matrices of one face track's (n, 3, 2) anchors, NaN rows where a frame has no face.
+
+    `steady` steadies the anchors over the whole track first (`smooth.steady_anchors`); without it the alignment is
+    the official one, frame by frame. The aligner's own smoothing state starts afresh with the track.
+    """
+    points = np.asarray(anchors, dtype=np.float64)
+    found = np.isfinite(points).all(axis=(1, 2))
+    if steady:
+        points = steady_anchors(points)
+    aligner = FaceAligner(resolution)
+    matrices = np.full((len(points), 2, 3), np.nan)
+    for i in np.flatnonzero(found):
+        matrices[i] = aligner.matrix(points[i])
+    return matrices
 
 
 def track_faces(
@@ -180,13 +248,7 @@ def track_faces(
     points = np.asarray(anchors, dtype=np.float64).reshape(-1, 3, 2)
     # numpy's stub types a reduction over axes as scalar-or-array; over two of three axes it is an array
     found = cast(np.ndarray, np.isfinite(points).all(axis=(1, 2)))
-    if steady:
-        points = steady_anchors(points)
-    aligner = FaceAligner(resolution)
-    matrices = np.full((len(points), 2, 3), np.nan)
-    for i in np.flatnonzero(found):
-        matrices[i] = aligner.matrix(points[i])
-    track = FaceTrack(matrices, found)
+    track = FaceTrack(alignment_matrices(points, resolution, steady), found)
     if track.faces_found == 0:
         where = "" if index is None and at is None else " matching --face-index/--face-at"
         raise NoFaceError(f"no face{where} found in any of the {len(track)} frames of the video")

@@ -6,9 +6,11 @@ off. Sharded runs (`--shard I/N`) append to their own file, `manifest.shard-I-of
 once never share a file; an unsharded run folds every file into `manifest.jsonl` (sorted by input) when it ends.
 
 Line fields: `input` (path relative to RAW_DIR), `size`, `mtime_ns`, `prepare` (settings fingerprint of stages 1-5),
-`state` ("done" or "dropped"), `stage` and `reason` of a drop, `duration` (s), `frames` (at 25 fps), `segments`.
-Each segment: `clip` (path relative to OUT_DIR/clips), `shot`, `index`, `start`, `frames`, `state` ("kept" or
-"dropped"), `stage` and `reason` of a drop, and the `sync` and `quality` results with their settings fingerprints.
+`faces` (of stages 1-4: with it unchanged, a stage 5 change reuses the anchors in OUT_DIR/anchors/<input>.npy),
+`face_smoothing` ("steady" or "official": how the clips were aligned), `state` ("done" or "dropped"), `stage` and
+`reason` of a drop, `duration` (s), `frames` (at 25 fps), `segments`. Each segment: `clip` (path relative to
+OUT_DIR/clips), `shot`, `index`, `start`, `frames`, `state` ("kept" or "dropped"), `stage` and `reason` of a drop,
+and the `sync` and `quality` results with their settings fingerprints.
 """
 
 from __future__ import annotations

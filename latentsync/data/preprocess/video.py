@@ -1,9 +1,11 @@
 """All stages for one input: the unit of work a worker process or a Ray task runs.
 
 Stages 1-5 make the aligned clips of a video in one streaming pass (one decode; each frame is scored for shot
-changes, followed and aligned, then dropped; only the current segment's R x R crops are held). Stages 6-7 then
-judge each aligned clip; their scores are kept in the record, so a later run with other thresholds decides again
-without scoring again. The result is the input's manifest record.
+changes and its face followed, then dropped; only the current segment's face regions are held until its alignment).
+The face anchors of the aligned segments are kept in OUT_DIR/anchors, so that a change of a stage 5 setting
+(resolution, face smoothing, CRF, keyframe interval) cuts the clips again from one decode without finding shots and
+faces again. Stages 6-7 then judge each aligned clip; their scores are kept in the record, so a later run with other
+thresholds decides again without scoring again. The result is the input's manifest record.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from latentsync.media import MediaError, VideoReader
 
 from .manifest import Record
 from .settings import FPS, Settings
-from .stages.align import SAMPLES_PER_FRAME, SegmentCrops
+from .stages.align import SAMPLES_PER_FRAME, SegmentCrops, encode_clip, realign
 from .stages.faces import FaceCheck
 from .stages.probe import Dropped, open_input
 from .stages.quality import QualityFilter
@@ -35,7 +37,7 @@ from .stages.sync import SyncFilter, decide, shift_audio
 
 # Segment drops decided while preparing (stages 3-5); the others come from the filters (stages 6-7).
 PREPARE_STAGES = ("segment", "faces", "audio", "decode")
-ALIGNED, CLIPS = "aligned", "clips"
+ALIGNED, CLIPS, ANCHORS = "aligned", "clips", "anchors"
 log = logging.getLogger(__name__)
 
 
@@ -86,25 +88,32 @@ def process(job: Job) -> Record:
     stat = src.stat()
     fingerprint = job.settings.fingerprint("prepare")
     previous = job.previous
+    same_file = previous is not None and (previous["size"], previous["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
     if (
         previous
-        and (previous["prepare"], previous["size"], previous["mtime_ns"])
-        == (fingerprint, stat.st_size, stat.st_mtime_ns)
-        and all(
-            (out / ALIGNED / s["clip"]).is_file()
-            for s in previous["segments"]
-            if s["state"] != "dropped" or s["stage"] not in PREPARE_STAGES
-        )
+        and same_file
+        and previous["prepare"] == fingerprint
+        and all((out / ALIGNED / s["clip"]).is_file() for s in previous["segments"] if aligned(s))
     ):
         record = {**previous, "segments": [dict(s) for s in previous["segments"]]}
+    elif (
+        previous
+        and same_file
+        and previous["state"] == "done"
+        and previous.get("faces") == job.settings.fingerprint("faces")
+        and anchors_path(out, job.input).is_file()
+    ):
+        record = realigned(src, out, previous, job.settings)
     else:
         record = {"input": job.input, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "prepare": fingerprint}
-        record.update(prepare(src, out / ALIGNED, job.input, job.settings))
-        made = {s["clip"] for s in record["segments"] if s["state"] != "dropped" or s["stage"] not in PREPARE_STAGES}
+        record["faces"] = job.settings.fingerprint("faces")
+        record.update(prepare(src, out, job.input, job.settings))
+        made = {s["clip"] for s in record["segments"] if aligned(s)}
         for segment in (previous or {}).get("segments", []):  # what an earlier run made that this one does not
             if segment["clip"] not in made:
                 (out / ALIGNED / segment["clip"]).unlink(missing_ok=True)
                 (out / CLIPS / segment["clip"]).unlink(missing_ok=True)
+    record["face_smoothing"] = job.settings.face_smoothing  # how the clips were aligned, for a reader of the manifest
     sync, quality = filters(job.auxiliary)
     record["filters"] = filters_fingerprint(job.settings, job.auxiliary)
     for segment in record["segments"]:
@@ -112,19 +121,60 @@ def process(job: Job) -> Record:
     return record
 
 
-def prepare(src: Path, aligned_dir: Path, rel: str, settings: Settings) -> dict[str, Any]:
-    """Stages 1-5 for one video: the input's state and its segments, aligned clips written under `aligned_dir`."""
+def aligned(segment: dict[str, Any]) -> bool:
+    """Whether stage 5 made the segment's clip (it passed stages 3-4)."""
+    return segment["state"] != "dropped" or segment["stage"] not in PREPARE_STAGES
+
+
+def anchors_path(out: Path, rel: str) -> Path:
+    """Where the input's face anchors are kept: (frames, 3, 2) float32, NaN outside the aligned segments."""
+    return out / ANCHORS / f"{rel}.npy"
+
+
+def realigned(src: Path, out: Path, previous: Record, settings: Settings) -> Record:
+    """The record of an input whose segments and faces stand and whose stage 5 settings changed: its clips cut again
+    from the stored anchors (one decode, no shot or face search) and judged afresh."""
+    _, audio = open_input(src)
+    anchors = np.load(anchors_path(out, previous["input"]))
+    record = {**previous, "prepare": settings.fingerprint("prepare"), "segments": []}
+    todo = []
+    for old in previous["segments"]:
+        segment = {k: v for k, v in old.items() if k not in ("sync", "quality")}
+        if aligned(segment):
+            segment.update(state="aligned", stage=None, reason=None)
+            start, count = segment["start"], segment["frames"]
+            todo.append((out / ALIGNED / segment["clip"], start, anchors[start : start + count]))
+        record["segments"].append(segment)
+    realign(src, todo, audio, settings)
+    return record
+
+
+def prepare(src: Path, out: Path, rel: str, settings: Settings) -> dict[str, Any]:
+    """Stages 1-5 for one video: the input's state and its segments, aligned clips written under `out`/aligned and
+    the face anchors of the aligned segments kept for a later change of a stage 5 setting."""
     try:
         info, audio = open_input(src)
     except Dropped as drop:
         return {"state": "dropped", "stage": drop.stage, "reason": drop.reason, "segments": []}
     detector = landmark_detector(settings.landmarks)
+    aligned_dir = out / ALIGNED
     name = Path(rel).stem if Path(rel).suffix.lower() == ".mp4" else Path(rel).name.replace(".", "_")
     folder = Path(rel).parent
     segments: list[dict[str, Any]] = []
+    anchors: dict[int, np.ndarray] = {}  # start frame -> anchors of each aligned segment
+    second_pass: list[tuple[Path, int, np.ndarray]] = []  # segments whose steadied crops need the whole frames
     current: _Segment | None = None
     shot_start = frames = 0
     result: dict[str, Any] = {"state": "done", "stage": None, "reason": None, "duration": info.duration}
+
+    def finish(segment: _Segment) -> None:
+        segments.append(segment.finish(aligned_dir, audio))
+        if segment.reason is None:
+            anchors[segment.start] = np.stack(segment.crops.anchors)
+            if segment.pending:
+                second_pass.append((aligned_dir / segment.clip, segment.start, anchors[segment.start]))
+        segment.crops.clear()
+
     decoded = _decoded(with_shots(VideoReader(src, fps=FPS), FPS, settings.shot_threshold, settings.shot_min_frames))
     for item in decoded:
         if isinstance(item, MediaError):
@@ -139,19 +189,32 @@ def prepare(src: Path, aligned_dir: Path, rel: str, settings: Settings) -> dict[
         number = (index - shot_start) // settings.segment_frames
         if current is None or (shot, number) != (current.shot, current.number):
             if current is not None:
-                segments.append(current.finish(aligned_dir, audio))
+                finish(current)
             clip = (folder / f"{name}_shot_{shot:03d}_{number:03d}.mp4").as_posix()
             current = _Segment(clip, shot, number, index, FaceCheck(detector, settings), SegmentCrops(settings))
         current.add(frame)
     if current is not None:
-        segments.append(current.finish(aligned_dir, audio))
+        finish(current)
     expected = info.frames_at(FPS)
     if "error" not in result and frames < expected - 1:
         result["error"] = f"the video ends after frame {frames} of the {expected} its header states (truncated?)"
     if frames == 0:
         return {"state": "dropped", "stage": "decode", "reason": result.get("error", "no frames"), "segments": []}
+    realign(src, second_pass, audio, settings)
+    save_anchors(anchors_path(out, rel), frames, anchors)
     result.update(frames=frames, segments=segments)
     return result
+
+
+def save_anchors(path: Path, frames: int, anchors: dict[int, np.ndarray]) -> None:
+    """The anchors of the segments starting at each key, in one (frames, 3, 2) array, written atomically."""
+    track = np.full((frames, 3, 2), np.nan, dtype=np.float32)
+    for start, points in anchors.items():
+        track[start : start + len(points)] = points
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.stem}.partial.npy")
+    np.save(temp, track)
+    os.replace(temp, path)
 
 
 def _decoded(frames: Iterator[tuple[int, int, np.ndarray]]) -> Iterator[tuple[int, int, np.ndarray] | MediaError]:
@@ -164,7 +227,7 @@ def _decoded(frames: Iterator[tuple[int, int, np.ndarray]]) -> Iterator[tuple[in
 
 
 class _Segment:
-    """The segment being built: its frames are checked and aligned as they arrive, encoded when it ends."""
+    """The segment being built: its frames are checked and held as they arrive, aligned and encoded when it ends."""
 
     def __init__(self, clip: str, shot: int, number: int, start: int, check: FaceCheck, crops: SegmentCrops) -> None:
         self.clip, self.shot, self.number, self.start = clip, shot, number, start
@@ -172,13 +235,14 @@ class _Segment:
         self.frames = 0
         self.stage: str | None = None
         self.reason: str | None = None
+        self.pending = False  # aligned and encoded from a second decode (see `stages.align`)
 
     def add(self, frame: np.ndarray) -> None:
         if self.reason is None:  # once dropped, later frames are not looked at
             found = self.check(frame)
             if isinstance(found, str):
                 self.stage, self.reason = "faces", f"{found} at frame {self.frames}"
-                self.crops.crops.clear()
+                self.crops.clear()
             else:
                 self.crops.add(frame, found)
         self.frames += 1
@@ -191,8 +255,10 @@ class _Segment:
         elif self.reason is None and heard < self.frames - 1:
             self.stage, self.reason = "audio", f"the audio ends {max(heard, 0):.0f} frames into the segment"
         if self.reason is None:
-            self.crops.encode(aligned_dir / self.clip, audio, self.start)
-        self.crops.crops.clear()
+            crops = self.crops.crops()
+            self.pending = crops is None
+            if crops is not None:
+                encode_clip(aligned_dir / self.clip, crops, audio, self.start, settings)
         return {
             "clip": self.clip,
             "shot": self.shot,

@@ -2,8 +2,12 @@
 pipeline would reject (no face, a face too small or oddly shaped) or, beyond it, a second face of comparable size.
 
 The follower is new for every segment, so each segment chooses its own (largest) face, as the official per-clip
-alignment does. The second-face check runs on the frames with a whole-frame detection (every
-`faces.track.REDETECT_EVERY` frames and after a lost face), the only ones where all faces are looked for.
+alignment does. It scans the whole frame every REDETECT_EVERY frames (2 s) and after a lost face; the second-face
+check runs on those frames, the only ones where all faces are looked for. In between, it looks for the face around
+its last box every CONFIRM_EVERY frames and otherwise only fits the landmarks to the followed box, so a face that is
+gone for that many frames is noticed (the segment is dropped). On the 1080p demo clips this keeps the anchors of a
+whole-frame detection in every frame as closely as inference's default following (a face search in every frame)
+does, for about a third of its CPU time (benchmarks/preprocess.py).
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ from latentsync.faces.track import FaceFollower
 
 from ..settings import Settings
 
+REDETECT_EVERY = 50
+CONFIRM_EVERY = 5
+
 
 class FaceCheck:
     """Per frame of one segment: the face to align, or the reason the segment must go."""
 
     def __init__(self, detector: LandmarkDetector, settings: Settings) -> None:
-        self.follower = FaceFollower(detector)
+        self.follower = FaceFollower(detector, redetect_every=REDETECT_EVERY, confirm_every=CONFIRM_EVERY)
         self.settings = settings
 
     def __call__(self, frame: np.ndarray) -> Face | str:

@@ -26,7 +26,7 @@ def shrink(frame: np.ndarray) -> np.ndarray:
     if factor > 1:
         size = (max(1, round(width / factor)), max(1, round(height / factor)))
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(frame[:, :, ::-1])
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)  # a third of the cost of a reversed copy
 
 
 def with_shots(

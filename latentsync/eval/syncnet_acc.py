@@ -2,7 +2,8 @@
 
 Pairs are drawn as the official SyncNet dataset draws them, from a seeded generator: a random clip of at least 32
 frames, a start frame in [0, n - 16], and with probability 1/2 its own 16 frames (in sync, label 1) or 16 frames from
-another start (label 0); the audio is the 52-step mel window (80 per second) at the first start. Frames are 256 px
+another start (label 0); the audio is the 52-step mel window (80 per second) at the first start. The mel, the windows
+and the draws are the training dataset's own (`audio.syncnet_mel`, `data.clips.syncnet_windows`). Frames are 256 px
 aligned faces in [-1, 1], stacked (16 x RGB) and cut to their lower half for the pixel configs; the latent config
 scores their sampled VAE latents (16 x 4 channels at 32 px) instead, as training does. A pair counts as predicted in
 sync when the cosine of the two embeddings exceeds 0.5.
@@ -10,7 +11,6 @@ sync when the cosine of the two embeddings exceeds 0.5.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,19 +22,6 @@ from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from latentsync.errors import LatentSyncError
 
 THRESHOLD = 0.5
-MEL_PER_SECOND = 80
-
-
-def syncnet_mel(audio: np.ndarray) -> np.ndarray:
-    """(80, 1 + len // 200) float64 mel of 16 kHz audio, as the official `utils/audio.py` computes it for SyncNet."""
-    import librosa
-    from scipy.signal import lfilter
-
-    emphasised = lfilter([1, -0.97], [1], audio)
-    spectrum = np.abs(librosa.stft(y=emphasised, n_fft=800, hop_length=200, win_length=800, pad_mode="constant"))
-    basis = librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
-    level = 20 * np.log10(np.maximum(1e-5, basis @ spectrum)) - 20
-    return np.clip(8 * (level + 100) / 100 - 4, -4, 4)
 
 
 def video_frames(path: Path, size: int) -> np.ndarray:
@@ -56,9 +43,10 @@ def sample_pairs(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
     """`count` (frames (16, size, size, 3) uint8, mel (1, 80, 52), label) samples, reproducible from `seed`."""
     from latentsync.audio import load_audio
+    from latentsync.audio.syncnet_mel import mel_window, melspectrogram
+    from latentsync.data.clips import syncnet_windows
 
     rng = random.Random(seed)
-    window = math.ceil(num_frames / 5 * 16)
     cache: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
     made = attempts = 0
     while made < count:
@@ -67,22 +55,19 @@ def sample_pairs(
             raise LatentSyncError(f"no usable clip (at least {2 * num_frames} frames with audio) among {len(videos)}")
         path = videos[rng.randint(0, len(videos) - 1)]
         if path not in cache:
-            cache[path] = (video_frames(path, size), syncnet_mel(load_audio(path).astype(np.float64)))
+            cache[path] = (video_frames(path, size), melspectrogram(load_audio(path)))
         frames, mel = cache[path]
         if len(frames) < 2 * num_frames:
             continue
-        start = rng.randint(0, len(frames) - num_frames)
-        wrong = start
-        while wrong == start:
-            wrong = rng.randint(0, len(frames) - num_frames)
-        first = int(MEL_PER_SECOND * (start / 25.0))
-        audio = mel[:, first : first + window]
-        if audio.shape[1] != window:
+        start, wrong = syncnet_windows(rng, len(frames), num_frames)
+        try:
+            audio = mel_window(mel, start, num_frames).numpy()
+        except ValueError:  # the window runs past the audio's end: drawn again, as the dataset does
             continue
         label = 1.0 if rng.choice([True, False]) else 0.0
         chosen = start if label else wrong
         made += 1
-        yield frames[chosen : chosen + num_frames], audio[None], label
+        yield frames[chosen : chosen + num_frames], audio, label
 
 
 @torch.no_grad()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from latentsync.testing import ASSETS, GOLDEN, SPEC
 
@@ -27,3 +29,13 @@ def golden_dir() -> Path:
 
 
 from helpers.training import aligned_clips, tiny_training  # noqa: E402, F401  (the training tests' fixtures)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Torch on one thread for a test: tiny models and many small passes run far faster so, above all on busy cores
+    (threads waiting on each other cost up to 10x). Modules ask for it with `pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -26,6 +25,8 @@ from latentsync.audio import (
 )
 from latentsync.models.loading import CheckpointError
 from latentsync.testing import write_whisper_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOL = 1e-4
 
@@ -83,15 +84,6 @@ def _encode_audio(src: Path, dest: Path, codec: str, with_video: bool = False) -
         for frame in [*fifo.read_many(stream.frame_size or 1024, partial=True), None]:
             out.mux(stream.encode(frame))
     return dest
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """These tests run many small encoder passes: on shared cores, threads waiting on each other cost 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,42 +10,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.training import overrides
+from helpers.training import overrides, unet_config
 
 from latentsync.config import ConfigError, load_config
-from latentsync.data.sources import data_overrides
 from latentsync.errors import LatentSyncError
 from latentsync.train.loop import adamw
 from latentsync.train.state import ResumeError, adapter_path, sidecar_path
 from latentsync.train.unet import train_unet
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECTIONS = ("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def cheap_config(tiny: Path, clips: Path, *extra: str):
     """The tiny U-Net config on the clips, reconstruction loss only, a checkpoint every step."""
-    return load_config(
-        tiny / "unet_tiny.yaml",
-        [
-            *overrides(tiny, "unet"),
-            *data_overrides(clips),
-            "data.val_video_path=''",
-            "run.pixel_space_supervise=false",
-            "run.use_syncnet=false",
-            "optimizer.lr=1e-3",
-            "ckpt.save_ckpt_steps=1",
-            "train.log_every=1",
-            *extra,
-        ],
+    return unet_config(
+        tiny, clips, "run.pixel_space_supervise=false", "run.use_syncnet=false", "ckpt.save_ckpt_steps=1", *extra
     )
 
 

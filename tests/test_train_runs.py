@@ -28,16 +28,9 @@ from latentsync.train.state import checkpoints, sidecar_path
 from latentsync.train.syncnet import train_syncnet
 from latentsync.train.unet import train_unet
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run far faster on one thread, above all on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

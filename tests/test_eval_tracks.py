@@ -86,6 +86,26 @@ def test_track_and_crop_on_a_real_clip(assets):
     assert len(face) == 1 and abs(face[0].center[0] - 112) < 25
 
 
+@pytest.mark.slow
+def test_landmark_boxes_keep_one_track_where_dlibs_own_box_jumps(assets):
+    """demo3 around frame 489, where dlib's box jumps between two pyramid sizes (IoU 0.49 with the frame before):
+    the landmark finder's boxes overlap far above the tracker's 0.5, so the face stays one track."""
+    from latentsync.eval.finders import landmark_finder
+    from latentsync.faces import create_detector
+    from latentsync.faces.geometry import box_iou
+    from latentsync.media import VideoReader
+
+    frames = list(itertools.islice(VideoReader(assets / "demo3_video.mp4", fps=25), 480, 500))
+    detector = create_detector("dlib")
+    boxes = [found[0, :4] for found in landmark_finder(detector)(frames)]
+    overlaps = [box_iou(a, b) for a, b in itertools.pairwise(boxes)]
+    assert min(overlaps) > 0.7, overlaps
+    own = [detector.detect(frame)[0].box for frame in frames[8:10]]  # frames 488, 489: the jump is really there
+    assert box_iou(*own) < 0.5
+    tracks, _ = find_tracks(frames, landmark_finder(detector), min_track=15)
+    assert [(t.first, len(t)) for t in tracks] == [(0, 20)]
+
+
 @pytest.fixture
 def weights(tmp_path):
     folder = tmp_path / "aux"

@@ -1,8 +1,8 @@
 """Which face finder builds the sync-scoring tracks: S3FD as published, or the project's own landmark finder.
 
 S3FD (`sfd_face.pth`) is what the official numbers use. Without it the project's landmark backends (dlib by default)
-give the boxes, drawn around each face's landmarks; they are tighter than S3FD's, so the crops and hence the numbers differ from the published
-kind, and a warning says so.
+give the boxes, drawn around each face's landmarks; they are tighter than S3FD's, so the crops and hence the numbers
+differ from the published kind, and a warning says so.
 """
 
 from __future__ import annotations

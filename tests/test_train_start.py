@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.training import unet_config
+from helpers.training import STAGE1, unet_config
 
 from latentsync.models import CheckpointError
 from latentsync.train.objectives import load_unet_training_models
 from latentsync.train.state import save_checkpoint
 from latentsync.train.unet import train_unet
-
-STAGE1 = ("model.use_motion_module=false", "run.pixel_space_supervise=false", "run.use_syncnet=false")
 
 
 def stage2_weights(tiny: Path, clips: Path) -> dict[str, torch.Tensor]:

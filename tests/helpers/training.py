@@ -58,6 +58,10 @@ def write_tiny_training_setup(folder: Path) -> Path:
     return folder
 
 
+# The tiny stage-2 config as stage 1: no motion modules, reconstruction loss only (everything trains).
+STAGE1 = ("model.use_motion_module=false", "run.pixel_space_supervise=false", "run.use_syncnet=false")
+
+
 def overrides(folder: Path, kind: str) -> list[str]:
     return (folder / f"train_{kind}.overrides").read_text().split()
 

@@ -30,3 +30,16 @@ def test_overrides_are_merged_and_validated() -> None:
         load_config(REPO / "configs/unet/stage2.yaml", ["train.keep_last=many"])
     with pytest.raises(ConfigError, match="key=value"):
         load_config(REPO / "configs/unet/stage2.yaml", ["data.batch_size"])
+
+
+def test_overrides_may_stand_anywhere_among_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """`train unet $(cat tiny/train_unet.overrides) --data D run.max_train_steps=2` takes both runs of overrides."""
+    from latentsync.cli import parse
+
+    args = parse(["train", "unet", "--config", "c.yaml", "a.b=1", "--data", "d", "c.d=[x,y]", "e=2"])
+    assert args.overrides == ["a.b=1", "c.d=[x,y]", "e=2"] and args.data == "d"
+    for stray in (["train", "unet", "--config", "c.yaml", "a.b=1", "--data", "d", "oops"], ["download", "a.b=1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse(stray)
+        assert exit_info.value.code == 2
+        assert "unrecognized arguments" in capsys.readouterr().err

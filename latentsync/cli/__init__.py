@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -34,8 +35,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A config override: `data.batch_size=4`, `run.trainable_modules=[a,b]`.
+OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=.*")
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with `key=value` overrides allowed anywhere among a command's options.
+
+    argparse collects a positional list from one run of arguments only, so `train unet $(cat overrides) --data D
+    run.max_train_steps=2` would refuse the last override; those left over join the command's `overrides`.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not (isinstance(getattr(args, "overrides", None), list) and all(OVERRIDE.fullmatch(x) for x in extra)):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += extra
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         with command_logging(args.verbose, getattr(args, "quiet", False)), stop_signals_interrupt():

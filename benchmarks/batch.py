@@ -27,25 +27,7 @@ import cv2
 from latentsync import cli
 from latentsync.audio import load_audio
 from latentsync.media import VideoReader, VideoWriter
-from latentsync.testing import write_tiny_models
-
-ASSETS = next(
-    (p / "shared" / "assets" for p in Path(__file__).resolve().parents[1:4] if (p / "shared" / "assets").is_dir()),
-    Path(__file__).resolve().parents[2] / "shared" / "assets",
-)
-
-
-def write_wav(path: Path, samples, rate: int = 16000) -> Path:
-    import wave
-
-    import numpy as np
-
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+from latentsync.testing import ASSETS, write_tiny_models, write_wav
 
 
 def small_clip(source: Path, dest: Path, frames: int, scale: float) -> Path:

@@ -35,8 +35,7 @@ from latentsync.eval.tracks import crop_tracks, find_tracks
 from latentsync.media import VideoReader, VideoWriter
 from latentsync.models.auxiliary.s3fd import S3FDNet
 from latentsync.models.auxiliary.syncnet_v2 import SyncNetV2
-
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+from latentsync.testing import ASSETS
 
 
 def cut(clip: Path, seconds: float, folder: Path) -> Path:

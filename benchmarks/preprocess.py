@@ -33,8 +33,7 @@ from latentsync.data.preprocess.stages.faces import FaceCheck
 from latentsync.data.preprocess.stages.shots import with_shots
 from latentsync.faces import create_detector
 from latentsync.media import VideoReader, VideoWriter
-
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+from latentsync.testing import ASSETS
 
 
 class Clock:

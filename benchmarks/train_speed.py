@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-ASSETS = REPO.parent / "shared" / "assets"
 sys.path.insert(0, str(REPO))
 
 from latentsync.audio.decode import load_audio
@@ -33,7 +32,7 @@ from latentsync.config import bundled_config, load_config
 from latentsync.data.sources import list_clips
 from latentsync.data.unet_dataset import UNetDataset
 from latentsync.media import VideoReader, VideoWriter
-from latentsync.testing import write_tiny_models
+from latentsync.testing import ASSETS, write_tiny_models
 
 
 def write_clips(folder: Path, resolution: int, count: int, frames: int) -> Path:

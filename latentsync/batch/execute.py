@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from latentsync.atomic import atomic_path
 from latentsync.errors import LatentSyncError
 
 if TYPE_CHECKING:  # the server package imports FastAPI; batch needs its fetcher only for URLs
@@ -108,10 +107,5 @@ def _free_device_memory() -> None:
 
 def write_output(path: Path, data: bytes) -> None:
     """Write bytes a remote worker returned, under a temporary name renamed when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.partial{path.suffix}")
-    try:
+    with atomic_path(path) as temp:
         temp.write_bytes(data)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)

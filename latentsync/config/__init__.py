@@ -7,8 +7,6 @@ models), and errors name the key and the file. Command-line overrides (`data.bat
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from latentsync.atomic import atomic_path
 from latentsync.config.files import (
     AudioFileConfig,
     AudioMelConfig,
@@ -96,15 +95,8 @@ def save_config(cfg: DictConfig | Any, path: str | Path) -> Path:
     """
     path = Path(path)
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(OmegaConf.to_yaml(node, resolve=True))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp:
+        temp.write_text(OmegaConf.to_yaml(node, resolve=True))
     return path
 
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 
+from latentsync.atomic import atomic_path
 from latentsync.data.sources import Clip
 
 T = TypeVar("T")
@@ -27,18 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
-    """torch.save to a temporary sibling, fsync, then rename over `path`: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """torch.save that never leaves a half-written file (`atomic_path`)."""
+    with atomic_path(path) as temp:
+        torch.save(obj, temp)
 
 
 class FeatureCache:

@@ -10,17 +10,16 @@ import base64
 import html
 import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from latentsync.atomic import atomic_path
+
 
 def atomic_write(path: str | Path, data: str) -> Path:
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.part")
-    temp.write_text(data, encoding="utf-8")
-    os.replace(temp, path)
-    return path
+    with atomic_path(path) as temp:
+        temp.write_text(data, encoding="utf-8")
+    return Path(path)
 
 
 def to_json(summary: dict) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from latentsync.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,9 @@ class TrainLogger:
         fig.suptitle(f"step {step}")
         fig.tight_layout()
         path = self.folder / "charts" / "losses.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(".losses.partial.png")
-        fig.savefig(temp, dpi=80)
+        with atomic_path(path) as temp:
+            fig.savefig(temp, dpi=80)
         plt.close(fig)
-        os.replace(temp, path)
         return path
 
     def message(self, text: str) -> None:

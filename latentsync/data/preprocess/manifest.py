@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from latentsync.atomic import atomic_path
+
 MAIN = "manifest.jsonl"
 Record = dict[str, Any]
 
@@ -69,12 +71,8 @@ class ManifestWriter:
 def compact(out_dir: Path) -> None:
     """Rewrite everything known as one sorted `manifest.jsonl` (atomically) and remove the shard files."""
     latest = load(out_dir)
-    temp = out_dir / f".{MAIN}.partial"
-    with open(temp, "w", encoding="utf-8") as file:
+    with atomic_path(out_dir / MAIN) as temp, open(temp, "w", encoding="utf-8") as file:
         file.writelines(json.dumps(latest[key], sort_keys=True) + "\n" for key in sorted(latest))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temp, out_dir / MAIN)
     for path in out_dir.glob("manifest.shard-*.jsonl"):
         path.unlink()
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from latentsync.atomic import atomic_path
 from latentsync.errors import LatentSyncError
 from latentsync.faces import LandmarkDetector, create_detector
 from latentsync.media import MediaError, VideoReader
@@ -211,10 +212,8 @@ def save_anchors(path: Path, frames: int, anchors: dict[int, np.ndarray]) -> Non
     track = np.full((frames, 3, 2), np.nan, dtype=np.float32)
     for start, points in anchors.items():
         track[start : start + len(points)] = points
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.stem}.partial.npy")
-    np.save(temp, track)
-    os.replace(temp, path)
+    with atomic_path(path) as temp:
+        np.save(temp, track)
 
 
 def _decoded(frames: Iterator[tuple[int, int, np.ndarray]]) -> Iterator[tuple[int, int, np.ndarray] | MediaError]:
@@ -302,13 +301,11 @@ def judge(segment: dict[str, Any], out: Path, settings: Settings, sync: SyncFilt
 
 def publish_link(source: Path, target: Path) -> None:
     """`target` becomes the same file as `source` (a hard link; a copy where links are impossible), atomically."""
-    temp = target.with_name(f".{target.stem}.partial{target.suffix}")
-    temp.unlink(missing_ok=True)
-    try:
-        os.link(source, temp)
-    except OSError:
-        shutil.copyfile(source, temp)
-    os.replace(temp, target)
+    with atomic_path(target) as temp:
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
 
 
 @cache
